@@ -1,0 +1,265 @@
+"""The definition-driven record page: panels declared under an entity's ``page:`` key, rendered on
+the detail screen after the profile sections.
+
+Panel kinds (engine/meta/schemas/entity.schema.json ``$defs/panel``):
+
+- ``related``  -- records of another entity whose link field points at this record;
+- ``graph``    -- a relationship network (an edge entity with from/to link fields) around this
+  record, 1-2 hops, as ECharts graph options built here (definitions never carry JavaScript);
+- ``report``   -- an installed report run with one parameter bound to this record's id;
+- ``timeline`` -- records of several entities linking to this one, merged by a date field.
+
+Every read goes through ``loom.query`` (row scopes, field rules) or the report service, which
+scopes the same way; a panel over an entity the user may not read is left out, so the page of an
+entity never leaks rows the list screens would not show.
+"""
+from __future__ import annotations
+
+import logging
+from flask import url_for
+
+from engine.errors import LoomError
+from engine.forms import label_of
+from engine.records import ListRequest
+from engine.runtime.web.screens_format import format_value
+
+log = logging.getLogger(__name__)
+
+
+def _loom():
+    from engine.runtime.app import get_loom
+    return get_loom()
+
+
+def _other(loom, ent, key: str):
+    return loom.model.entities.get(key if "." in key else f"{ent.app}.{key}")
+
+
+def _readable(loom, actor, other) -> bool:
+    return other is not None and (actor.is_system or loom.policy.can(actor, other, "read"))
+
+
+def _sort(spec: str | None) -> list[tuple[str, bool]]:
+    return [(spec.lstrip("-"), spec.startswith("-"))] if spec else []
+
+
+def _url(other, ident) -> str:
+    return url_for("screens.detail", app=other.app, entity=other.key, record_id=int(ident))
+
+
+class _Titles:
+    """Link titles, fetched once per (entity, id) through the scoped query."""
+
+    def __init__(self, loom, actor):
+        self.loom, self.actor, self.cache = loom, actor, {}
+
+    def get(self, target_key: str, ident) -> str:
+        if ident in (None, ""):
+            return ""
+        ident = int(ident.get("id") if isinstance(ident, dict) else ident)
+        key = (target_key, ident)
+        if key not in self.cache:
+            target = self.loom.model.entities.get(target_key)
+            try:
+                self.cache[key] = self.loom.query.titles(target, self.actor, {ident}).get(ident, f"#{ident}")
+            except Exception:  # noqa: BLE001 -- unreadable target: show the id
+                self.cache[key] = f"#{ident}"
+        return self.cache[key]
+
+
+def _cell(loom, actor, other, rules, titles, key: str, row: dict) -> dict:
+    f = other.fields.get(key)
+    value = row.get(key)
+    if f is not None and f.type == "link" and rules.get(key) not in {"hidden", "masked"}:
+        target = loom.model.entities.get(f.target)
+        return {"display": titles.get(f.target, value), "numeric": False,
+                "link": _url(target, value.get("id") if isinstance(value, dict) else value)
+                if value not in (None, "") and target is not None else None}
+    if f is None:
+        return {"display": "" if value is None else str(value), "numeric": False, "link": None}
+    return {"display": format_value(f, value, actor.locale, rule=rules.get(key)), "link": None,
+            "numeric": f.value_type in {"decimal", "integer"}}
+
+
+def related_panel(loom, actor, ent, record_id: int, p: dict, titles) -> dict | None:
+    other = _other(loom, ent, p["entity"])
+    if not _readable(loom, actor, other):
+        return None
+    rules = loom.records._rules(actor, other)
+    if rules.get(p["link"]) in {"hidden", "masked"}:
+        return None
+    cols = [c for c in (p.get("columns") or other.spec.get("list", {}).get("columns") or
+                        [other.title_field or "id"]) if rules.get(c) != "hidden" and c != p["link"]]
+    res = loom.query.list(other, actor, ListRequest(filters=[(p["link"], "eq", record_id)], sort=_sort(p.get("sort")),
+                                                   page_size=int(p.get("limit") or 10)))
+    rows = []
+    for item in res["items"]:
+        rows.append({"url": _url(other, item["id"]),
+                     "cells": [_cell(loom, actor, other, rules, titles, c, item) for c in cols]})
+    return {"kind": "related", "total": res["total"], "rows": rows,
+            "columns": [{"label": (other.fields[c].title(actor.locale) if c in other.fields else c),
+                         "numeric": c in other.fields and other.fields[c].value_type in {"decimal", "integer"}}
+                        for c in cols],
+            "label": label_of(p.get("label"), actor.locale) or other.title(actor.locale),
+            "more_url": url_for("screens.list_view", app=other.app, entity=other.key, **{p["link"]: record_id})}
+
+
+def graph_option(loom, actor, ent, record_id: int, p: dict, titles) -> dict | None:
+    """ECharts options for the network around ``record_id``: nodes are records of ``ent`` (or
+    named parties that are not records), edges the rows of the edge entity the user may read."""
+    edges_ent = _other(loom, ent, p["entity"])
+    if not _readable(loom, actor, edges_ent):
+        return None
+    rules = loom.records._rules(actor, edges_ent)
+    src, dst, typ, name = p["from"], p["to"], p.get("type"), p.get("name")
+    if rules.get(src) in {"hidden", "masked"} or rules.get(dst) in {"hidden", "masked"}:
+        return None
+    limit = int(p.get("limit") or 100)
+    frontier, seen_nodes, edges = {record_id}, {record_id: 0}, {}
+    for hop in range(int(p.get("depth") or 1)):
+        ids = sorted(frontier)
+        found = []
+        for col in (src, dst):
+            res = loom.query.list(edges_ent, actor, ListRequest(filters=[(col, "in", ids)], page_size=limit,
+                                                                with_total=False))
+            found.extend(res["items"])
+        frontier = set()
+        for row in found:
+            if row["id"] in edges or len(edges) >= limit:
+                continue
+            edges[row["id"]] = row
+            for col in (src, dst):
+                v = row.get(col)
+                v = v.get("id") if isinstance(v, dict) else v
+                if v is not None and int(v) not in seen_nodes:
+                    seen_nodes[int(v)] = hop + 1
+                    frontier.add(int(v))
+        if not frontier:
+            break
+    typ_f = edges_ent.fields.get(typ) if typ else None
+    nodes, links = {}, []
+
+    def node(key: str, label: str, cat: int, url: str | None, ident=None):
+        if key not in nodes:
+            nodes[key] = {"id": key, "name": label, "category": cat, "symbolSize": 46 if cat == 0 else 30,
+                          "value": url or "", "draggable": True}
+            if ident is not None:
+                nodes[key]["recordId"] = ident
+        return key
+
+    for ident, hop in seen_nodes.items():
+        node(f"r{ident}", titles.get(ent.full_key, ident), 0 if ident == record_id else min(hop, 2),
+             _url(ent, ident), ident)
+    for row in edges.values():
+        a = row.get(src)
+        a = a.get("id") if isinstance(a, dict) else a
+        b = row.get(dst)
+        b = b.get("id") if isinstance(b, dict) else b
+        if a is None:
+            continue
+        if b is not None:
+            target = f"r{int(b)}"
+        elif name and row.get(name) and rules.get(name) != "hidden":
+            target = node(f"n{row['id']}", format_value(edges_ent.fields.get(name), row.get(name), actor.locale,
+                                                        rule=rules.get(name)), 3, None)
+        else:
+            continue
+        label = format_value(typ_f, row.get(typ), actor.locale, rule=rules.get(typ)) if typ_f else ""
+        links.append({"source": f"r{int(a)}", "target": target, "value": label, "edgeId": row["id"],
+                      "label": {"show": bool(label), "formatter": label}})
+    cats = {"zh-CN": ["本人", "直接关联", "二度关联", "外部关联方"], "en": ["This record", "Direct", "Second degree", "Outside party"]}
+    names = cats.get(actor.locale, cats["en"])
+    return {"tooltip": {}, "legend": [{"data": names}],
+            "series": [{"type": "graph", "layout": "force", "roam": True, "draggable": True,
+                        "force": {"repulsion": 220, "edgeLength": 110, "layoutAnimation": False},
+                        "label": {"show": True, "position": "right"}, "edgeSymbol": ["none", "arrow"],
+                        "categories": [{"name": n} for n in names],
+                        "data": list(nodes.values()), "links": links}]}
+
+
+def report_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
+    reports = loom.extensions.get("reports")
+    if reports is None:
+        return None
+    try:
+        res = reports.reports.run(p["report"], actor, {p["param"]: record_id}, app=ent.app)
+        rep = reports.reports.definition(ent.app, p["report"])
+    except LoomError as exc:
+        log.info("record page: report panel %s skipped: %s", p["key"], exc)
+        return None
+    cols = res.get("columns") or []
+    option = None
+    if p.get("show") == "chart" and res.get("rows"):
+        from engine.reports.charts import chart_option     # the dashboards' own option builder
+        chart = rep.chart or {}
+        dims = [c["key"] for c in cols if c.get("kind") == "dimension"]
+        measures = chart.get("measures") or [c["key"] for c in cols if c.get("kind") == "measure"][:1]
+        option = chart_option(chart.get("type") or "bar", res, chart.get("dimension") or (dims[0] if dims else None),
+                              measures)
+    return {"kind": "report", "label": label_of(p.get("label"), actor.locale) or rep.title(actor.locale),
+            "option": option,
+            "columns": [{"key": c.get("key"), "label": c.get("label") or c.get("key"),
+                         "numeric": c.get("kind") == "measure"} for c in cols],
+            "rows": [[("" if r.get(c.get("key")) is None else r.get(c.get("key"))) for c in cols]
+                     for r in res.get("rows") or []],
+            "report_url": url_for("reports_screens.home", app=ent.app)}
+
+
+def timeline_panel(loom, actor, ent, record_id: int, p: dict, titles) -> dict | None:
+    limit = int(p.get("limit") or 20)
+    entries = []
+    for s in p["sources"]:
+        other = _other(loom, ent, s["entity"])
+        if not _readable(loom, actor, other):
+            continue
+        rules = loom.records._rules(actor, other)
+        if rules.get(s["link"]) in {"hidden", "masked"} or rules.get(s["date"]) == "hidden":
+            continue
+        res = loom.query.list(other, actor, ListRequest(filters=[(s["link"], "eq", record_id)],
+                                                       sort=[(s["date"], True)], page_size=limit, with_total=False))
+        texts = [t for t in (s.get("text") or [other.title_field or "id"]) if rules.get(t) != "hidden"]
+        for item in res["items"]:
+            when = item.get(s["date"])
+            if when in (None, ""):
+                continue
+            entries.append({"sort": str(when), "when": format_value(other.fields.get(s["date"]), when, actor.locale),
+                            "entity": other.title(actor.locale), "url": _url(other, item["id"]),
+                            "text": " · ".join(c["display"] for t in texts
+                                               if (c := _cell(loom, actor, other, rules, titles, t, item))["display"])})
+    entries.sort(key=lambda e: e["sort"], reverse=True)
+    return {"kind": "timeline", "label": label_of(p.get("label"), actor.locale) or p["key"], "entries": entries[:limit]}
+
+
+def panels(ent, actor, record_id: int) -> list[dict]:
+    """View models of the entity's page panels the actor may see (empty when it declares none)."""
+    spec = (ent.spec.get("page") or {}).get("panels") or []
+    if not spec:
+        return []
+    loom = _loom()
+    titles = _Titles(loom, actor)
+    out = []
+    for p in spec:
+        kind = p.get("kind")
+        try:
+            if kind == "related":
+                v = related_panel(loom, actor, ent, record_id, p, titles)
+            elif kind == "graph":
+                opt = graph_option(loom, actor, ent, record_id, p, titles)
+                v = None if opt is None else {"kind": "graph", "option": opt,
+                                              "label": label_of(p.get("label"), actor.locale) or p["key"]}
+            elif kind == "report":
+                v = report_panel(loom, actor, ent, record_id, p)
+            elif kind == "timeline":
+                v = timeline_panel(loom, actor, ent, record_id, p, titles)
+            else:
+                v = None
+        except LoomError as exc:          # e.g. a sort on a field this user may not see
+            log.info("record page: panel %s skipped: %s", p.get("key"), exc)
+            v = None
+        if v is not None:
+            v["key"] = p["key"]
+            out.append(v)
+    return out
+
+
+__all__ = ["panels", "graph_option"]
