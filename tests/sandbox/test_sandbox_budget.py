@@ -38,18 +38,30 @@ def stopped(source: str, mode: str = "exec", budget: Budget = FAST, variables=No
 SECOND = Budget(seconds=1.0, memory_mb=32, max_iterations=10**12)
 
 
+def stopped_beside_a_working_bystander(source: str, attempts: int = 3):
+    """A time bomb stopped on time while the bystander thread made progress.
+
+    The OS may deschedule the bystander for a whole second on a loaded CI machine (a Celery worker
+    and PostgreSQL share its two cores), so a window without progress is retried; a sandbox that
+    starves other threads fails every attempt.
+    """
+    for _ in range(attempts):
+        out = stopped(source, budget=SECOND, kind="time", within=4.0)
+        if out.bystander_during > 0:
+            return out
+    raise AssertionError(f"the bystander made no progress in {attempts} one-second bombs")
+
+
 def test_endless_loop_is_stopped_by_time_in_a_worker_thread():
-    out = stopped("n = 0\nwhile True:\n    n += 1", budget=SECOND, kind="time", within=4.0)
+    out = stopped_beside_a_working_bystander("n = 0\nwhile True:\n    n += 1")
     assert out.seconds >= 0.95
-    assert out.bystander_during > 0
     assert "line 3" in out.error.message or "line 2" in out.error.message
     assert "time budget of 1 s" in out.error.message
     assert out.error.limit == 1.0
 
 
 def test_endless_pass_loop_is_stopped():
-    out = stopped("while True:\n    pass", budget=SECOND, kind="time", within=4.0)
-    assert out.bystander_during > 0
+    stopped_beside_a_working_bystander("while True:\n    pass")
 
 
 def test_iteration_budget_is_deterministic():
