@@ -350,7 +350,7 @@ class RecordService:
                 values.update(parent_id=parent_id, idx=idx)
                 if row.get("id"):
                     values["id"] = row["id"]
-                new_id = conn.execute(t.insert(), values).inserted_primary_key[0]
+                new_id = conn.execute(child.insert_statement, values).inserted_primary_key[0]
                 row["id"] = new_id
                 self._write_children(conn, child, new_id, row, replace=False)
 
@@ -400,7 +400,7 @@ class RecordService:
         values = self._encode(ent, typed)
         values.update(created_at=now, updated_at=now, created_by=actor.user_id, updated_by=actor.user_id, version=1)
         try:
-            new_id = conn.execute(ent.table.insert(), values).inserted_primary_key[0]
+            new_id = conn.execute(ent.insert_statement, values).inserted_primary_key[0]
         except sa.exc.IntegrityError as exc:
             raise InvalidInput(problems=[_integrity_problem(ent, exc, actor)]) from None
         self._write_children(conn, ent, new_id, typed, replace=False)
