@@ -63,7 +63,8 @@ def _check_fields(defn: Definition, fields: list, path: tuple, entities: dict, b
                 problems.append(defn.problem(f"field `{key}`: invalid pattern: {exc}", fpath + ("pattern",)))
 
 
-def _check_page(defn: Definition, entities: dict, reports: set, bundle_key: str, problems: list):
+def _check_page(defn: Definition, entities: dict, reports: set, bundle_key: str, problems: list,
+                scripts: set | None = None):
     """Cross-references of an entity's `page:` panels: the entities, link fields, columns and
     reports they name must exist, and link fields must point at this entity."""
     page = defn.body.get("page")
@@ -111,6 +112,44 @@ def _check_page(defn: Definition, entities: dict, reports: set, bundle_key: str,
                         field_of(ent, p[attr], base + (attr,), attr)
         elif kind == "report" and p.get("report") not in reports:
             problems.append(defn.problem(f"page panel: report `{p.get('report')}` does not exist", base + ("report",)))
+        elif kind == "script":
+            if scripts is not None and p.get("script") not in scripts:
+                problems.append(defn.problem(f"page panel: script `{p.get('script')}` does not exist (scripts/*.py)",
+                                             base + ("script",)))
+            seen = {}
+            for name, spec in (p.get("inputs") or {}).items() if isinstance(p.get("inputs"), dict) else ():
+                ip = base + ("inputs", name)
+                if not isinstance(spec, dict) or not entity_of(spec.get("entity"), ip + ("entity",)):
+                    seen[name] = None
+                    continue
+                ent = spec["entity"]
+                seen[name] = ent
+                if spec.get("link"):
+                    field_of(ent, spec["link"], ip + ("link",), "link", link=True)
+                if spec.get("ids_from"):
+                    src, _, col = str(spec["ids_from"]).partition(".")
+                    if src not in seen:
+                        problems.append(defn.problem(
+                            f"page panel: input `{name}`: ids_from `{spec['ids_from']}` names no earlier input", ip + ("ids_from",)))
+                    elif seen[src]:
+                        f = _entity_fields(entities.get(seen[src], {})).get(col) if seen[src] in entities else None
+                        if f is None or f.get("type") != "link" or f.get("entity") not in (ent, f"{bundle_key}.{ent}"):
+                            problems.append(defn.problem(
+                                f"page panel: input `{name}`: `{col}` of `{seen[src]}` is not a link to `{ent}`",
+                                ip + ("ids_from",)))
+                for j, c in enumerate(spec.get("fields") or []):
+                    field_of(ent, c, ip + ("fields", j), "field")
+                for attr in ("latest",):
+                    if spec.get(attr):
+                        field_of(ent, spec[attr], ip + (attr,), attr)
+                for attr in ("date", "value"):
+                    if isinstance(spec.get("series"), dict) and spec["series"].get(attr):
+                        field_of(ent, spec["series"][attr], ip + ("series", attr), f"series {attr}")
+        elif kind == "tasks":
+            for j, v in enumerate(p.get("via") or []):
+                vp = base + ("via", j)
+                if isinstance(v, dict) and entity_of(v.get("entity"), vp + ("entity",)):
+                    field_of(v["entity"], v.get("link"), vp + ("link",), "link", link=True)
         elif kind == "timeline":
             for j, src in enumerate(p.get("sources") or []):
                 sp = base + ("sources", j)
@@ -188,7 +227,8 @@ def validate_bundle(bundle: Bundle) -> list[Problem]:
                                               ("indexes", i, "fields", j)))
 
     for d in bundle.of_kind("entity"):
-        _check_page(d, entities, reports, bundle.key, problems)
+        _check_page(d, entities, reports, bundle.key, problems,
+                    scripts={x.key for x in bundle.of_kind("script")})
 
     for d in bundle.of_kind("form"):
         ent = d.body.get("entity")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 import time
-from itertools import count as counter
+from itertools import count as counter, repeat
 from operator import itemgetter
 from dataclasses import dataclass, field
 
@@ -129,12 +129,13 @@ def replay_hits(run, history: list) -> list[tuple]:
 
 def suppress(run, hits: list, history: list) -> tuple[list[dict], int]:
     from engine.rules.service import explain
+    resolve = getattr(hits, "resolve", None)
     last: dict = {}
     alerts, suppressed = [], 0
     for pos, hit in hits:
         seq, ext, kind, ts, g, _ = history[pos]
-        if callable(hit[3]):
-            # decide suppression before building the (lazy) evidence
+        if resolve is not None:
+            # decide suppression before gathering values and evidence
             skind, subject, mode = run.subject(hit[0])
             window = subject.suppress_seconds if subject.suppress_seconds is not None else run.ruleset.suppress_seconds
             key = (g, mode, skind, subject.key)
@@ -142,7 +143,7 @@ def suppress(run, hits: list, history: list) -> tuple[list[dict], int]:
             if prev is not None and ts - prev < window:
                 suppressed += 1
                 continue
-            hit = (hit[0], hit[1], hit[2]() if callable(hit[2]) else hit[2], hit[3]())
+            hit = resolve(hit)
         a = explain(run, hit, g, ext, kind, ts)
         window = a.pop("_suppress")
         sk = (g, a["mode"], a["subject_kind"], a["subject"])
@@ -169,58 +170,116 @@ def vectorisable(run) -> bool:
 class _Columns:
     """Event fields as numpy columns, in (group, ts, seq) order, built on first use.
 
-    Columns are read in history order at C speed (``map`` + ``itemgetter`` into ``np.fromiter``)
-    and then permuted with one fancy index; fields that are missing somewhere or not numbers
-    take the slower general path."""
+    The fields a rule set reads are taken out of the payload dicts in ONE pass at C speed
+    (``map(itemgetter(a, b, ...))`` into a structured object array: one dict fetch per event for
+    all of them), then converted per field and permuted with one fancy index. The type test is exact
+    but cheap: ``sum()`` of the raw values raises ``TypeError`` unless every one is a number
+    (``None``, text, lists all fail it), so an all-number column goes straight to ``float64`` and
+    only mixed columns take the general path (numbers and ``None`` -> floats with NaN; anything else
+    stays a Python object). Object arrays, unlike lists, are not walked by the garbage collector."""
 
     def __init__(self, history: list, order: np.ndarray):
-        self.payloads = [h[5] for h in history]
+        self.payloads = list(map(itemgetter(5), history))
         self.order = order
+        self.n = len(history)
         self.cache: dict = {}
+        self.raws: dict = {}
 
-    def _types(self, name: str) -> set | None:
+    def prefetch(self, names) -> None:
+        names = sorted(set(names) - set(self.raws))
+        if len(names) < 2:
+            return
+        dtype = np.dtype([(f"f{i}", object) for i in range(len(names))])
         try:
-            return set(map(type, map(itemgetter(name), self.payloads)))
+            table = np.fromiter(map(itemgetter(*names), self.payloads), dtype=dtype, count=self.n)
         except KeyError:
-            return None                       # missing somewhere: the general path
+            return                             # missing somewhere: field by field, with .get
+        for i, name in enumerate(names):
+            self.raws[name] = table[f"f{i}"]
 
-    def _floats(self, name: str) -> np.ndarray:
-        return np.fromiter(map(itemgetter(name), self.payloads), dtype=np.float64,
-                           count=len(self.payloads))[self.order]
+    def release(self) -> None:
+        self.payloads = None
+        self.raws.clear()
 
-    def _objects(self, name: str) -> np.ndarray:
-        raw = np.empty(len(self.payloads), dtype=object)
-        raw[:] = [p.get(name) for p in self.payloads]
-        return raw
+    def raw(self, name: str) -> np.ndarray:
+        """The field's values in history order (``None`` where an event lacks it), as objects."""
+        r = self.raws.get(name)
+        if r is None:
+            try:
+                r = np.fromiter(map(itemgetter(name), self.payloads), dtype=object, count=self.n)
+            except KeyError:
+                r = np.fromiter([p.get(name) for p in self.payloads], dtype=object, count=self.n)
+            self.raws[name] = r
+        return r
+
+    def _floats(self, raw: np.ndarray) -> np.ndarray | None:
+        try:
+            sum(raw)
+            return raw.astype(np.float64)[self.order]
+        except (TypeError, ValueError, OverflowError):
+            return None
 
     def field(self, name: str) -> np.ndarray:
         col = self.cache.get(name)
         if col is None:
-            kinds = self._types(name)
-            if kinds is not None and kinds <= {int, float}:
-                col = self._floats(name)
+            raw = self.raw(name)
+            col = self._floats(raw)
+            if col is not None:
+                self.cache[("num", name)] = col
+            elif set(map(type, raw)) <= {int, float, type(None)}:
+                col = np.fromiter(raw, dtype=np.float64, count=self.n)[self.order]     # None -> NaN
             else:
-                raw = self._objects(name)
-                kinds = set(map(type, raw.tolist()))
-                if kinds <= {int, float, type(None)}:
-                    raw[raw == None] = np.nan  # noqa: E711 -- element-wise
-                    col = raw.astype(np.float64)[self.order]
-                else:
-                    col = raw[self.order]
+                col = raw[self.order]
             self.cache[name] = col
         return col
 
     def numeric(self, name: str) -> np.ndarray:
+        """The field as the stream reads a summed field: numbers as they are, decimal text as floats."""
         col = self.cache.get(("num", name))
         if col is None:
-            kinds = self._types(name)
-            if kinds is not None and kinds <= {int, float}:
-                col = self._floats(name)
-            else:
-                vals = [_num(p.get(name)) for p in self.payloads]
-                col = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)[self.order]
+            raw = self.raw(name)
+            col = self._floats(raw)
+            if col is None:
+                col = np.fromiter(map(_num, raw), dtype=np.float64, count=self.n)[self.order]   # None -> NaN
             self.cache[("num", name)] = col
         return col
+
+
+def _event_fields(prog) -> set:
+    """The event fields a program reads: names in its expressions that are not features or
+    parameters, plus summed fields and reference match fields."""
+    out: set = set()
+
+    def names(checked, skip) -> None:
+        if checked is not None:
+            out.update(n.id for n in ast.walk(checked.tree) if isinstance(n, ast.Name) and n.id not in skip)
+
+    for inst in prog.instances:
+        r = inst.rule
+        skip = {f.key for f in r.features} | set(r.params) | set(FUNCTIONS)
+        names(r.condition, skip)
+        names(r.trigger.filter, skip)
+        if r.bands:
+            names(r.bands[0], skip)
+        if not isinstance(r.score, float):
+            names(r.score, skip)
+        for f in r.features:
+            names(f.source.filter, skip)
+            if f.agg in ("sum", "min", "max", "distinct") and f.field:
+                out.add(f.field)
+            if f.agg == "reference" and f.match:
+                out.add(f.match)
+    return out - {"True", "False", "None"}
+
+
+class VectorHits(list):
+    """``[(event position, (subject index, score, None, row))]`` in stream order.
+
+    Feature values and evidence are not built per hit: :meth:`resolve` gathers them for the hits a
+    caller keeps (after suppression). Holding only numbers keeps the list invisible to the cyclic
+    garbage collector, which would otherwise walk the whole history once per backtest."""
+
+    resolve = None
 
 
 def _veval(node, env):
@@ -320,10 +379,11 @@ def _bool(v):
     return bool(v)
 
 
-def vector_hits(run, history: list) -> list[tuple]:
+def vector_hits(run, history: list) -> VectorHits:
     n = len(history)
+    out = VectorHits()
     if n == 0:
-        return []
+        return out
     prog = run.program
     # factorise at C speed: setdefault keeps the first counter value a key met (codes are unique,
     # not contiguous -- all grouping needs)
@@ -332,21 +392,38 @@ def vector_hits(run, history: list) -> list[tuple]:
     order = np.argsort(gcode, kind="stable")                 # (group, ts, seq): history is in (ts, seq) order
     g = gcode[order]
     ts = np.fromiter(map(itemgetter(3), history), dtype=np.float64, count=n)[order]
-    kind_codes: dict = {}
-    kcode = np.fromiter(map(kind_codes.setdefault, map(itemgetter(2), history), counter()), dtype=np.int64,
-                        count=n)[order]
     cols = _Columns(history, order)
-    gstart = np.searchsorted(g, g, side="left")              # first position of each row's group
-    tmin = float(ts.min()) if n else 0.0
+    cols.prefetch(_event_fields(prog))
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    gstart = np.repeat(starts, np.diff(np.append(starts, n)))   # first position of each row's group
+    tmin = float(ts.min())
     span = float(ts.max()) - tmin + 1.0
     pos = np.arange(n)
 
+    kinds_raw = list(map(itemgetter(2), history))
+    kinds_seen = set(kinds_raw)
+    kind_cache: dict = {}
+
     def kind_mask(kind_key: str) -> np.ndarray:
-        if kind_key == "record:*":
-            ids = [c for k, c in kind_codes.items() if k.startswith("record:")]
-            return np.isin(kcode, ids)
-        c = kind_codes.get(kind_key)
-        return kcode == c if c is not None else np.zeros(n, dtype=bool)
+        m = kind_cache.get(kind_key)
+        if m is None:
+            if kind_key == "record:*":
+                wanted = {k for k in kinds_seen if k.startswith("record:")}
+            else:
+                wanted = {kind_key} & kinds_seen
+            if not wanted:
+                m = np.zeros(n, dtype=bool)
+            elif wanted == kinds_seen:
+                m = np.ones(n, dtype=bool)
+            else:
+                karr = kind_cache.get(None)
+                if karr is None:
+                    karr = kind_cache[None] = np.fromiter(kinds_raw, dtype=object, count=n)[order]
+                m = np.zeros(n, dtype=bool)
+                for k in wanted:
+                    m |= karr == k
+            kind_cache[kind_key] = m
+        return m
 
     def env_for(rule, features: dict):
         params = rule.params if rule else {}
@@ -372,6 +449,30 @@ def vector_hits(run, history: list) -> list[tuple]:
             mask_cache[key] = m
         return m
 
+    left_cache: dict = {}
+
+    def time_left(seconds: float) -> np.ndarray:
+        """First row of each row's time window: the first row of its group with ``ts >= ts_i - W``.
+
+        One ``searchsorted`` over a combined (group, time) key finds it up to the rounding of that
+        key; a few vectorised steps then settle the exact edge with the stream's own comparison
+        (``item ts < ts - W`` leaves the window), so both paths agree on events at the edge."""
+        left = left_cache.get(seconds)
+        if left is None:
+            big = span + seconds + 1.0
+            comp = g * big + (ts - tmin)
+            left = np.searchsorted(comp, comp - seconds, side="left")
+            left = np.minimum(np.maximum(left, gstart), pos)
+            lo = ts - seconds
+            while True:
+                back = (left > gstart) & (ts[np.maximum(left - 1, 0)] >= lo)
+                fwd = ts[left] < lo
+                if not (back.any() or fwd.any()):
+                    break
+                left = left - back + fwd
+            left_cache[seconds] = left
+        return left
+
     slot_data: dict = {}
 
     def window(f, rule):
@@ -381,21 +482,15 @@ def vector_hits(run, history: list) -> list[tuple]:
             return slot_data[key]
         m = source_mask(f.source, rule)
         cm = np.concatenate(([0], np.cumsum(m)))
+        hi_k = cm[1:]
         if f.window[0] == "time":
-            big = span + f.window[1] + 1.0
-            comp = g * big + (ts - tmin)
-            left = np.searchsorted(comp, comp - f.window[1], side="left")
-            left = np.maximum(left, gstart)
-            count = cm[pos + 1] - cm[left]
+            left = time_left(f.window[1])
             lo_k = cm[left]
         else:
             size = int(f.window[1])
-            k = cm[pos + 1]
-            k0 = cm[gstart]
-            count = np.minimum(size, k - k0)
-            lo_k = k - count
+            lo_k = np.maximum(hi_k - size, cm[gstart])
             left = None
-        data = {"count": count, "mask": m, "left": left, "lo_k": lo_k, "hi_k": cm[pos + 1], "sums": {}}
+        data = {"count": hi_k - lo_k, "mask": m, "left": left, "lo_k": lo_k, "hi_k": hi_k, "sums": {}}
         slot_data[key] = data
         return data
 
@@ -403,15 +498,11 @@ def vector_hits(run, history: list) -> list[tuple]:
         s = data["sums"].get(fld)
         if s is None:
             v = cols.numeric(fld)
-            micro = np.where(data["mask"] & ~np.isnan(v), np.rint(np.nan_to_num(v) * MICRO), 0).astype(np.int64)
-            if data["left"] is not None:
-                cs = np.concatenate(([0], np.cumsum(micro)))
-                total = cs[pos + 1] - cs[data["left"]]
-            else:
-                mv = micro[data["mask"]]
-                cs = np.concatenate(([0], np.cumsum(mv)))
-                total = cs[data["hi_k"]] - cs[data["lo_k"]]
-            s = data["sums"][fld] = total / MICRO
+            ok = data["mask"] & ~np.isnan(v)
+            micro = np.rint(np.where(ok, v, 0.0) * MICRO).astype(np.int64)
+            cs = np.concatenate(([0], np.cumsum(micro)))
+            s = data["sums"][fld] = (cs[1:] - cs[data["left"]] if data["left"] is not None
+                                     else _masked_window_sum(micro, data)) / MICRO
         return s
 
     results: dict[int, tuple] = {}      # instance -> (fired mask, score array, feature arrays, windows)
@@ -423,14 +514,17 @@ def vector_hits(run, history: list) -> list[tuple]:
             if f.agg in ("count", "sum"):
                 data = window(f, r)
                 wins.append((f, data))
-                feats[f.key] = data["count"].astype(np.int64) if f.agg == "count" else wsum(data, f.field)
+                feats[f.key] = data["count"] if f.agg == "count" else wsum(data, f.field)
             elif f.agg == "since_last":
                 m = source_mask(f.source, r)
-                mpos = np.nonzero(m)[0]
-                idx = np.searchsorted(mpos, pos, side="left") - 1
-                prev = mpos[np.maximum(idx, 0)]
-                ok = (idx >= 0) & (g[prev] == g) if len(mpos) else np.zeros(n, dtype=bool)
-                feats[f.key] = np.where(ok, ts - ts[prev] if len(mpos) else 0.0, np.nan)
+                mpos = np.flatnonzero(m)
+                if len(mpos):
+                    idx = np.searchsorted(mpos, pos, side="left") - 1
+                    prev = mpos[np.maximum(idx, 0)]
+                    ok = (idx >= 0) & (g[prev] == g)
+                    feats[f.key] = np.where(ok, ts - ts[prev], np.nan)
+                else:
+                    feats[f.key] = np.full(n, np.nan)
             elif f.agg == "ratio":
                 a, b = feats[f.of].astype(np.float64), feats[f.to].astype(np.float64)
                 with np.errstate(all="ignore"):
@@ -439,13 +533,11 @@ def vector_hits(run, history: list) -> list[tuple]:
                 ri = next(i for i, rf in enumerate(prog.references)
                           if (rf.entity, rf.key_field, rf.value_field) == (f.entity, f.key_field, f.value_field))
                 table = prog.refs[ri]
-                vals = list(map(table.get, cols.field(f.match).tolist()))
-                if all(v is None or v.__class__ in (int, float) for v in vals):
-                    feats[f.key] = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
+                vals = list(map(table.get, cols.raw(f.match)))
+                if set(map(type, table.values())) <= {int, float}:
+                    feats[f.key] = np.fromiter(vals, dtype=np.float64, count=n)[order]     # None -> NaN
                 else:
-                    arr = np.empty(n, dtype=object)
-                    arr[:] = vals
-                    feats[f.key] = arr
+                    feats[f.key] = np.fromiter(vals, dtype=object, count=n)[order]
         env = env_for(r, feats)
         trig = source_mask(r.trigger, r)
         fired = trig & _as_mask(_veval(r.condition.tree, env), n)
@@ -461,72 +553,91 @@ def vector_hits(run, history: list) -> list[tuple]:
             score = np.asarray(_veval(r.score.tree, env), dtype=np.float64) * np.ones(n)
         results[inst.index] = (fired, score, [feats[f.key] for f in r.features], wins, trig)
 
-    inv = np.empty(n, dtype=np.int64)
-    inv[order] = pos                          # sorted position of each history row
-    hits: list[tuple] = []
-
-    ext_sorted: list = []
-
-    def evidence(i: int, wins) -> list:
-        if not ext_sorted:
-            ext_sorted.extend(history[j][1] for j in order.tolist())
-        ids = []
-        for f, data in wins:
-            mpos = data.get("mpos")
-            if mpos is None:
-                mpos = data["mpos"] = np.nonzero(data["mask"])[0]
-            if data["left"] is not None:
-                lo = int(data["lo_k"][i])
-                rows = mpos[lo:lo + int(data["count"][i])].tolist()
-            else:
-                rows = mpos[int(data["lo_k"][i]):int(data["hi_k"][i])].tolist()
-            ids.extend(ext_sorted[j] for j in rows)
-        ext = ext_sorted[i]
-        if ext not in ids:
-            ids.append(ext)
-        return list(dict.fromkeys(ids))
-
-    def py(v):
-        if isinstance(v, (np.floating, float)):
-            return None if np.isnan(v) else float(v)
-        if isinstance(v, np.integer):
-            return int(v)
-        return v
-
-    rows: list = []
+    # -- hits, in the stream's order, as plain numbers ---------------------------------------------
+    parts = []                          # (row indices, tie-break, subject index, scores)
     for inst in prog.instances:
-        if not inst.rule.alert:
-            continue
-        fired, score, arrays, wins, _ = results[inst.index]
-        idx = np.nonzero(fired)[0]
-        for i, hp, sc in zip(idx.tolist(), order[idx].tolist(), score[idx].tolist()):
-            # values and evidence are gathered lazily: only for hits that survive suppression
-            rows.append((hp, inst.index, (inst.index, sc, lambda i=i, a=arrays: tuple(py(x[i]) for x in a),
-                                          lambda i=i, w=wins: evidence(i, w))))
+        if inst.rule.alert:
+            fired, score = results[inst.index][:2]
+            idx = np.flatnonzero(fired)
+            parts.append((idx, inst.index, inst.index, score[idx]))
+    typology_scores: dict = {}
     for t in prog.typologies:
         if not t.members:
             continue
         rel = np.zeros(n, dtype=bool)
         comps = []
         for mi, wt in t.members:
-            fired, score, _, _, trig = results[mi]
-            comps.append((mi, np.where(fired, score, 0.0)))
+            fired, score = results[mi][:2]
+            comps.append(np.where(fired, score, 0.0))
             rel |= kind_mask(prog.instances[mi].rule.trigger.kind_key)
         total = None            # the stream's float additions, in member order
-        for (mi, wt), (_, sc) in zip(t.members, comps):
+        for (mi, wt), sc in zip(t.members, comps):
             total = wt * sc if total is None else total + wt * sc
-        idx = np.nonzero(rel & (total >= t.typology.alert_threshold))[0]
-        for i, hp in zip(idx.tolist(), order[idx].tolist()):
-            def ev(i=i, comps=comps):
-                wins = []
-                for mi, sc in comps:
-                    if sc[i]:
-                        wins.extend(results[mi][3])
-                return evidence(i, wins)
-            rows.append((hp, 10_000_000 + t.index, (-1 - t.index, float(total[i]),
-                                                     tuple(float(sc[i]) for _, sc in comps), ev)))
-    rows.sort(key=itemgetter(0, 1))          # event order, then rules before typologies: the stream's order
-    return [(hp, hit) for hp, _, hit in rows]
+        typology_scores[t.index] = comps
+        idx = np.flatnonzero(rel & (total >= t.typology.alert_threshold))
+        parts.append((idx, 10_000_000 + t.index, -1 - t.index, total[idx]))
+    # the raw field lists are young 100,000-element containers: every collection of the youngest
+    # generation would walk them while the hit tuples below are made -- drop them first
+    cols.release()
+    kinds_raw = None
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return out
+    rows = np.concatenate([p[0] for p in parts])
+    tie = np.concatenate([np.full(len(p[0]), p[1], dtype=np.int64) for p in parts])
+    subject = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts])
+    scores = np.concatenate([np.asarray(p[3], dtype=np.float64) for p in parts])
+    hp = order[rows]
+    o = np.lexsort((tie, hp))       # event order, then rules before typologies: the stream's order
+    out.extend(zip(hp[o].tolist(), zip(subject[o].tolist(), scores[o].tolist(), repeat(None), rows[o].tolist())))
+
+    exts: list = []
+
+    def evidence(i: int, wins) -> list:
+        if not exts:
+            exts.append(np.fromiter(map(itemgetter(1), history), dtype=object, count=n)[order])
+        ext_sorted = exts[0]
+        ids = []
+        for f, data in wins:
+            mpos = data.get("mpos")
+            if mpos is None:
+                mpos = data["mpos"] = np.flatnonzero(data["mask"])
+            ids.extend(ext_sorted[mpos[int(data["lo_k"][i]):int(data["hi_k"][i])]].tolist())
+        ext = ext_sorted[i]
+        if ext not in ids:
+            ids.append(ext)
+        return list(dict.fromkeys(ids))
+
+    def resolve(hit: tuple) -> tuple:
+        """The full hit ``(subject index, score, values, evidence ids)`` of a hit of this list."""
+        index, score, _, i = hit
+        if index >= 0:
+            _, _, arrays, wins, _ = results[index]
+            return index, score, tuple(_py(a[i]) for a in arrays), evidence(i, wins)
+        ti = prog.typologies[-1 - index]
+        comps = typology_scores[ti.index]
+        wins = []
+        for (mi, _), sc in zip(ti.members, comps):
+            if sc[i]:
+                wins.extend(results[mi][3])
+        return index, score, tuple(float(sc[i]) for sc in comps), evidence(i, wins)
+
+    out.resolve = resolve
+    return out
+
+
+def _py(v):
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _masked_window_sum(micro: np.ndarray, data: dict) -> np.ndarray:
+    """Sums over count windows: cumulative sums over the matching events only."""
+    cs = np.concatenate(([0], np.cumsum(micro[data["mask"]])))
+    return cs[data["hi_k"]] - cs[data["lo_k"]]
 
 
 def _as_mask(v, n: int) -> np.ndarray:

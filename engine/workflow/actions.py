@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
-from engine.errors import InvalidInput, Problem
+from engine.errors import InvalidInput, LoomError, Problem
 from engine.workflow.tables import notifications, outbox, process_effects
 
 
@@ -138,7 +138,97 @@ def plugin_call(ctx: ActionContext, name: str, payload: Any = None):
     return call(name, payload, actor=ctx.actor)
 
 
+# -- batches: one service task writing many rows in the step's transaction ----------------------------
+#
+# A script task cannot write (its records API would open a second transaction beside the step's), and
+# one service task per row would make a process with thousands of tasks. These actions take the rows a
+# script task prepared and write them in the step's unit of work: all or nothing, each row through the
+# record service (validation, audit, events), each error naming the row.
+
+MAX_BATCH = 10000
+
+
+def _rows(name: str, rows, field: str = "rows") -> list:
+    if rows is None:
+        return []
+    if not isinstance(rows, (list, tuple)):
+        raise InvalidInput(f"{name}: `{field}` must be a list",
+                           problems=[Problem(f"`{field}` must be a list, not {type(rows).__name__}", field=field)])
+    if len(rows) > MAX_BATCH:
+        raise InvalidInput(f"{name}: at most {MAX_BATCH} rows per call",
+                           problems=[Problem(f"{len(rows)} rows; at most {MAX_BATCH} per call", field=field)])
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InvalidInput(f"{name}: row {i} is not an object",
+                               problems=[Problem("each row must be an object", path=f"{field}/{i}", field=field)])
+    return list(rows)
+
+
+def _row_error(name: str, i: int, exc: LoomError, field: str = "rows"):
+    problems = [Problem(f"row {i}: {p.message}", path=f"{field}/{i}", field=p.field, code=p.code)
+                for p in exc.problems] or [Problem(f"row {i}: {exc}", path=f"{field}/{i}")]
+    return type(exc)(f"{name}: row {i}: {exc}", problems=problems)
+
+
+def record_create_many(ctx: ActionContext, entity: str, rows=None):
+    """Create each row of ``rows``; returns ``{"count", "ids"}`` (ids in row order)."""
+    full, ids = _entity(ctx, entity), []
+    for i, data in enumerate(_rows("record.create_many", rows)):
+        try:
+            ids.append(ctx.loom.records.create(full, dict(data), ctx.actor, uow=ctx.uow)["id"])
+        except LoomError as exc:
+            raise _row_error("record.create_many", i, exc) from exc
+    return {"count": len(ids), "ids": ids}
+
+
+def record_update_many(ctx: ActionContext, entity: str, rows=None):
+    """Update records: ``rows`` is ``[{"id": 7, "data": {...}, "version": 3?}, ...]``; returns ``{"count"}``."""
+    full, n = _entity(ctx, entity), 0
+    for i, row in enumerate(_rows("record.update_many", rows)):
+        if row.get("id") is None:
+            raise InvalidInput(f"record.update_many: row {i} has no `id`",
+                               problems=[Problem("an update needs the record `id`", path=f"rows/{i}", field="id")])
+        try:
+            ctx.loom.records.update(full, int(row["id"]), dict(row.get("data") or {}), ctx.actor, uow=ctx.uow,
+                                    expected_version=row.get("version"))
+        except LoomError as exc:
+            raise _row_error("record.update_many", i, exc) from exc
+        n += 1
+    return {"count": n}
+
+
+def notify_channel_many(ctx: ActionContext, messages=None):
+    """Queue outbox messages ``[{"channel", "payload", "key"}]``; ``key`` (required, stable per message,
+    e.g. ``campaign:7:customer:12:sms``) is the idempotency key: a message whose key is already in the
+    outbox is skipped, so running the same send again queues nothing twice."""
+    rows = _rows("notify.channel_many", messages, "messages")
+    keys = []
+    for i, m in enumerate(rows):
+        if not m.get("channel") or not m.get("key"):
+            raise InvalidInput(f"notify.channel_many: message {i} needs `channel` and `key`",
+                               problems=[Problem("a message needs `channel` and `key`", path=f"messages/{i}",
+                                                 field="key" if m.get("channel") else "channel")])
+        keys.append(str(m["key"])[:200])
+    existing: set = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        existing.update(k for (k,) in ctx.conn.execute(sa.select(outbox.c.idempotency_key)
+                                                       .where(outbox.c.idempotency_key.in_(chunk))))
+    queued, skipped, now = [], 0, _now()
+    for m, key in zip(rows, keys):
+        if key in existing:
+            skipped += 1
+            continue
+        existing.add(key)
+        queued.append({"channel": str(m["channel"])[:40], "payload": dict(m.get("payload") or {}),
+                       "idempotency_key": key, "created_at": now, "attempts": 0})
+    if queued:
+        ctx.conn.execute(outbox.insert(), queued)
+    return {"queued": len(queued), "skipped": skipped}
+
+
 for _name, _fn in {"record.create": record_create, "record.update": record_update, "notify.email": notify_email,
                    "notify.inapp": notify_inapp, "notify.channel": notify_channel, "webhook.call": webhook_call,
-                   "plugin.call": plugin_call}.items():
+                   "plugin.call": plugin_call, "record.create_many": record_create_many,
+                   "record.update_many": record_update_many, "notify.channel_many": notify_channel_many}.items():
     register_action(_name, _fn)

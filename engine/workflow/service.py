@@ -30,7 +30,7 @@ from engine.workflow import definitions as defs
 from engine.workflow.actions import ActionContext, run_action
 from engine.workflow.scripting import EngineScriptEngine, RestrictedTaskDataEnvironment, compiled
 from engine.workflow.tables import (human_tasks, process_definitions, process_events, process_instances,
-                                    process_schedules)
+                                    process_schedules, task_refs)
 from engine.workflow.timers import force_start_event, next_start_time, next_timer_at
 
 log = logging.getLogger(__name__)
@@ -244,9 +244,11 @@ class WorkflowService:
         if closed:
             conn.execute(t.update().where(t.c.id.in_(sorted(closed))).values(status="cancelled", completed_at=now,
                                                                             completed_by=None))
-        rows = []
+        rows, refs = [], []
         for tid in set(ready) - existing:
             task = ready[tid]
+            refs.extend({"task_id": tid, "instance_id": row["id"], "entity": ent, "record_id": rid, "variable": var}
+                        for var, ent, rid in self.references(d, task.data, row))
             meta = d.meta.get("tasks", {}).get(task.task_spec.bpmn_id, {})
             cands = None
             if meta.get("candidates"):
@@ -272,6 +274,8 @@ class WorkflowService:
                 priority=priority, created_at=now))
         if rows:
             conn.execute(t.insert(), rows)      # one executemany for all new tasks
+        if refs:
+            conn.execute(task_refs.insert(), refs)
         if existing & set(ready):
             return None                         # tasks still open from before: the caller reads them
         return [dict(r, assignee=None, claimed_by=None, completed_at=None, completed_by=None) for r in rows]
@@ -310,6 +314,117 @@ class WorkflowService:
                 best = when if best is None or when < best else best
         return best
 
+    # -- what a task's data points at ---------------------------------------------------------------
+
+    def record_variable_map(self, d: defs.Definition) -> dict[str, str]:
+        """Process variables of ``d`` that hold record ids -> the entity (``app.entity``) of each.
+
+        Two sources, both declared rather than guessed from values: a user task's ``record``
+        property names the variable holding its form's record, and a variable named
+        ``<entity>_id`` after an entity of the process's app holds that entity's ids (the name
+        record triggers give the record that started the process)."""
+        model = self.loom.model
+        cache = getattr(self, "_var_maps", None)
+        if cache is None or cache[0] is not model:
+            cache = self._var_maps = (model, {})
+        if d.id in cache[1]:
+            return cache[1][d.id]
+        out = {f"{e.key}_id": e.full_key for e in model.entities_of(d.app) if e.parent is None}
+        for meta in d.meta.get("tasks", {}).values():
+            key = meta.get("form")
+            form = model.forms.get(key if not key or "." in key else f"{d.app}.{key}") if key else None
+            if form is not None:
+                out[meta.get("record") or f"{form.entity}_id"] = f"{form.app}.{form.entity}"
+        cache[1][d.id] = out
+        return out
+
+    def references(self, d: defs.Definition, data: dict, row: dict | None = None) -> list[tuple[str, str, int]]:
+        """(variable, entity, record id) for each record the process data points at, plus the
+        record the instance was started for (its subject)."""
+        out, seen = [], set()
+        for var, ent in self.record_variable_map(d).items():
+            rid = _record_id(data.get(var))
+            if rid is not None and (ent, rid) not in seen:
+                seen.add((ent, rid))
+                out.append((var, ent, rid))
+        if row and row.get("subject_entity") and row.get("subject_id") is not None:
+            key = (row["subject_entity"], int(row["subject_id"]))
+            if key not in seen:
+                out.append(("subject", *key))
+        return out
+
+    def open_tasks_about(self, entity: str, record_ids, limit: int = 50) -> list[dict]:
+        """Open human tasks whose process data points at one of ``record_ids`` of ``entity``
+        (newest first). The caller decides who may see which (see :meth:`may_look`)."""
+        ids = sorted({int(i) for i in record_ids})
+        if not ids:
+            return []
+        t, r = human_tasks, task_refs
+        q = (sa.select(t, r.c.record_id.label("_ref_id"), r.c.variable.label("_ref_var"))
+             .select_from(t.join(r, r.c.task_id == t.c.id))
+             .where(t.c.status == "ready", r.c.entity == entity, r.c.record_id.in_(ids))
+             .order_by(t.c.priority.desc(), t.c.created_at.desc()).limit(limit * 3))
+        out, seen = [], set()
+        with self.loom.db.connect() as conn:
+            for row in conn.execute(q).mappings():
+                if row["id"] in seen:
+                    continue
+                seen.add(row["id"])
+                j = self.task_json(row)
+                j["record_id"], j["variable"] = row["_ref_id"], row["_ref_var"]
+                out.append(j)
+        return out[:limit]
+
+    def may_look(self, actor: Actor, row) -> bool:
+        """May ``actor`` open the task's page: who may take it, who holds or finished it, managers."""
+        return (self.eligible(actor, row) or row["assignee"] == actor.username
+                or row.get("completed_by") == actor.username or self.is_manager(actor, row["app"]))
+
+    def prefill(self, task_id: str) -> dict:
+        """Values for the task's form taken from its process data: a form field named like a
+        variable takes its value, a link field takes the id in ``<field>_id`` or in a variable
+        holding ids of the linked entity (``customer`` <- ``customer_id``), or the instance's
+        subject when that is a record of the linked entity. Only plain values; the form shows
+        them, the user still submits them (nothing is written here)."""
+        with self.loom.db.connect() as conn:
+            trow = self.task_row(conn, task_id)
+            if trow["status"] != "ready":
+                return {}
+            row = conn.execute(sa.select(process_instances).where(process_instances.c.id == trow["instance_id"])
+                               ).mappings().one()
+            d = self.definitions.get(conn, row["definition_id"])
+        form = self.form_of(trow)
+        if form is None:
+            return {}
+        ent = self.loom.model.entities.get(f"{form.app}.{form.entity}")
+        if ent is None:
+            return {}
+        wf = self._restore(row, d, _Step(self, None, row["id"], d.app, Actor.system("reader")))
+        task = wf.get_task_from_id(UUID(str(task_id)))
+        data = _jsonable(dict(task.data)) if task is not None else {}
+        by_entity: dict[str, list[int]] = {}
+        for var, e, rid in self.references(d, data, row):
+            by_entity.setdefault(e, []).append(rid)
+        record_var = d.meta.get("tasks", {}).get(trow["bpmn_id"], {}).get("record") or f"{form.entity}_id"
+        fields = [k for s in form.spec.get("sections") or [] for k in (s.get("fields") or [])] or list(ent.fields)
+        out = {}
+        for key in fields:
+            f = ent.fields.get(key)
+            if f is None or f.type in {"computed", "table", "attachment"} or key == record_var:
+                continue
+            if f.type == "link":
+                rid = _record_id(data.get(key)) if key in data else _record_id(data.get(f"{key}_id"))
+                if rid is None:
+                    candidates = by_entity.get(f.target) or []
+                    rid = candidates[0] if len(set(candidates)) == 1 else None   # ambiguous: leave it empty
+                if rid is not None:
+                    out[key] = rid
+            elif key in data and isinstance(data[key], (str, int, float, bool, list)) and data[key] is not None:
+                if isinstance(data[key], list) and not all(isinstance(v, (str, int)) for v in data[key]):
+                    continue
+                out[key] = data[key]
+        return out
+
     # -- starting -----------------------------------------------------------------------------------
 
     def start(self, process_key: str, actor: Actor, data: dict | None = None, *, correlation_key: str | None = None,
@@ -340,7 +455,8 @@ class WorkflowService:
             step.events.append(("started", None, None, {"version": d.version, "data": sorted(data)}))
             self._run(wf, step)
             row = dict(id=iid, definition_id=d.id, app=d.app, process_key=d.key, version=d.version, status="waiting",
-                       lock_version=0, correlation_key=correlation_key, next_timer_at=None, error=None)
+                       lock_version=0, correlation_key=correlation_key, next_timer_at=None, error=None,
+                       subject_entity=subject[0] if subject else None, subject_id=subject[1] if subject else None)
             saved = self._save(u.conn, row, d, wf, step)
             return self._summary(saved, u.conn)
 
@@ -857,6 +973,19 @@ def _iso(v):
     if v is None:
         return None
     return _aware(v).isoformat() if isinstance(v, datetime) else v
+
+
+def _record_id(value) -> int | None:
+    """A record id held in process data: an int, digits, or ``{"id": n}`` (what record.create leaves)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
 
 
 def _jsonable(data):

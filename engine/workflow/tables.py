@@ -135,3 +135,16 @@ process_schedules = sa.Table(
     sa.Column("next_run_at", UTCDateTime(), index=True),
     sa.Column("last_run_at", UTCDateTime()),
 )
+
+#: the records an open task's process data points at (``customer_id = 7`` -> (app.customer, 7)),
+#: written with the task row, so a record page can list "open tasks about this record" with one
+#: indexed read instead of restoring every running instance's state
+task_refs = sa.Table(
+    "loom_task_ref", SYSTEM,
+    sa.Column("task_id", sa.String(36), nullable=False, index=True),
+    sa.Column("instance_id", ID, nullable=False),
+    sa.Column("entity", sa.String(120), nullable=False),       # "app.entity"
+    sa.Column("record_id", ID, nullable=False),
+    sa.Column("variable", sa.String(120)),
+    sa.Index("ix_loom_task_ref_record", "entity", "record_id"),
+)

@@ -74,7 +74,7 @@ def stdev(xs):
 def versus(values, benchmark, days):
     rp = period_returns(values, "value")
     out = {"portfolio_return": None, "benchmark_return": None, "active_return": None, "volatility": None,
-           "max_drawdown": max_drawdown(values, "value") if values else None, "beta": None,
+           "max_drawdown": max_drawdown(values, "value") if len(values) >= 2 else None, "beta": None,
            "tracking_error": None, "information_ratio": None}
     if len(values) >= 2:
         out["portfolio_return"] = float(to_dec(values[-1]["value"]) / to_dec(values[0]["value"]) - 1)

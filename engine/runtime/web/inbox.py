@@ -129,6 +129,11 @@ def _render_task(trow, actor, *, values=None, problems=(), status=200, conflict=
                     values = dict(record)
                 except LoomError:
                     record = None
+            if trow["status"] == "ready":
+                # fields the record leaves empty show what the process already knows (customer_id -> customer)
+                for key, value in svc.prefill(trow["id"]).items():
+                    if values.get(key) in (None, "", []):
+                        values[key] = value
         errors, general = sf.errors_by_field(list(problems))
         ctx.errors = errors
         shown = {it.field.key for it in sf.form_fields(tabs)}

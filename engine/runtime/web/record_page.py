@@ -7,7 +7,12 @@ Panel kinds (engine/meta/schemas/entity.schema.json ``$defs/panel``):
 - ``graph``    -- a relationship network (an edge entity with from/to link fields) around this
   record, 1-2 hops, as ECharts graph options built here (definitions never carry JavaScript);
 - ``report``   -- an installed report run with one parameter bound to this record's id;
-- ``timeline`` -- records of several entities linking to this one, merged by a date field.
+- ``timeline`` -- records of several entities linking to this one, merged by a date field;
+- ``script``   -- a sandboxed bundle script computes figures from rows the viewer may read (rows
+  linking to this record, records those rows link to, a summed series by date); the page shows the
+  numbers the panel names and one chart of a list in the result, built here as ECharts options;
+- ``tasks``    -- open workflow user tasks whose process data points at this record (or at records
+  linking to it, ``via``), each linking to its task form; only tasks the viewer may open.
 
 Every read goes through ``loom.query`` (row scopes, field rules) or the report service, which
 scopes the same way; a panel over an entity the user may not read is left out, so the page of an
@@ -16,12 +21,17 @@ entity never leaks rows the list screens would not show.
 from __future__ import annotations
 
 import logging
+import threading
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
 from flask import url_for
+from flask_babel import gettext as _
 
 from engine.errors import LoomError
 from engine.forms import label_of
 from engine.records import ListRequest
-from engine.runtime.web.screens_format import format_value
+from engine.runtime.web.screens_format import format_value, to_local
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +240,200 @@ def timeline_panel(loom, actor, ent, record_id: int, p: dict, titles) -> dict | 
     return {"kind": "timeline", "label": label_of(p.get("label"), actor.locale) or p["key"], "entries": entries[:limit]}
 
 
+# -- script panels --------------------------------------------------------------------------------------
+
+_SCRIPTS: dict[tuple, object] = {}
+_SCRIPTS_LOCK = threading.Lock()
+SCRIPT_ROWS = 2000          # rows per input; a panel is a summary of one record's rows, not a report
+
+
+def _script(loom, app: str, key: str):
+    """The bundle script ``key`` compiled once per published version."""
+    from engine.meta import store
+    from engine.sandbox import compile_script
+    with loom.db.connect() as conn:
+        d = store.get(conn, app, "script", key)
+    if d is None:
+        raise LoomError(f"script `{key}` is not installed in `{app}`")
+    ck = (app, key, d.version)
+    with _SCRIPTS_LOCK:
+        code = _SCRIPTS.get(ck)
+        if code is None:
+            code = _SCRIPTS[ck] = compile_script(d.body.get("source") or "", f"{app}/scripts/{key}.py")
+    return code
+
+
+def _plain(row: dict, fields) -> dict:
+    out = {}
+    for k in fields or row.keys():
+        v = row.get(k)
+        out[k] = v.get("id") if isinstance(v, dict) and "id" in v else v
+    return out
+
+
+def _script_input(loom, actor, ent, record_id: int, name: str, spec: dict, done: dict):
+    """One input of a script panel, read through the scoped query (row scopes, field rules)."""
+    other = _other(loom, ent, spec["entity"])
+    if not _readable(loom, actor, other):
+        return None
+    rules = loom.records._rules(actor, other)
+    limit = min(int(spec.get("limit") or SCRIPT_ROWS), SCRIPT_ROWS)
+    if spec.get("ids_from"):
+        src, col = spec["ids_from"].split(".", 1)
+        ids = sorted({int(r[col]) for r in done.get(src) or [] if isinstance(r.get(col), int)})
+        if not ids:
+            return []
+        filters = [("id", "in", ids)]
+    else:
+        if rules.get(spec["link"]) in {"hidden", "masked"}:
+            return None
+        filters = [(spec["link"], "eq", record_id)]
+    series = spec.get("series")
+    fields = list(spec.get("fields") or [])
+    if series:
+        fields = [series["date"], series["value"]]
+    if any(rules.get(f) == "hidden" for f in fields):
+        return None
+    rows = loom.query.list(other, actor, ListRequest(filters=filters, page_size=limit, with_total=False))["items"]
+    rows = [_plain(r, fields or None) for r in rows]
+    if spec.get("latest"):
+        newest = max((str(r.get(spec["latest"])) for r in rows if r.get(spec["latest"]) not in (None, "")), default=None)
+        rows = [r for r in rows if str(r.get(spec["latest"])) == newest]
+    if series:
+        sums: dict[str, Decimal] = {}
+        for r in rows:
+            when, v = r.get(series["date"]), r.get(series["value"])
+            if when in (None, "") or v in (None, ""):
+                continue
+            sums[str(when)] = sums.get(str(when), Decimal(0)) + Decimal(str(v))
+        rows = [{"date": k, "value": str(v)} for k, v in sorted(sums.items())]
+    return rows
+
+
+def _path(result, path: str):
+    cur = result
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _number(value, fmt: str | None, scale: int | None) -> str:
+    """A figure from a script result as text; "—" when the data did not allow it."""
+    if value is None or value == "":
+        return "—"
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if fmt == "percent":
+        return f"{(d * 100).quantize(Decimal(1).scaleb(-(2 if scale is None else scale))):,}%"
+    if fmt == "integer":
+        return f"{d.quantize(Decimal(1)):,}"
+    places = 2 if fmt == "money" and scale is None else (4 if scale is None else scale)
+    return f"{d.quantize(Decimal(1).scaleb(-places)):,}"
+
+
+def _script_chart(result, chart: dict | None, locale: str) -> dict | None:
+    if not chart:
+        return None
+    rows = _path(result, chart["rows"])
+    if not isinstance(rows, list) or not rows:
+        return None
+    data = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        name, value = r.get(chart["name"]), r.get(chart["value"])
+        try:
+            num = float(Decimal(str(value)))
+        except (InvalidOperation, ValueError, TypeError):
+            continue
+        data.append({"name": label_of(name, locale) if isinstance(name, dict) else str(name), "value": round(num, 6)})
+    if not data:
+        return None
+    if chart.get("type", "pie") == "pie":
+        return {"tooltip": {"trigger": "item", "formatter": "{b}: {c} ({d}%)"},
+                "legend": {"type": "scroll", "orient": "vertical", "left": 0, "top": 10},
+                "series": [{"type": "pie", "radius": ["35%", "65%"], "center": ["62%", "50%"],
+                            "data": data, "label": {"formatter": "{b} {d}%"}}]}
+    return {"tooltip": {"trigger": "axis"}, "grid": {"left": 60, "right": 20, "bottom": 60},
+            "xAxis": {"type": "category", "data": [d["name"] for d in data], "axisLabel": {"rotate": 30}},
+            "yAxis": {"type": "value"}, "series": [{"type": "bar", "data": [d["value"] for d in data]}]}
+
+
+def script_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
+    """Run the panel's bundle script on the inputs the viewer may read; an input the viewer may not
+    read leaves the whole panel out (a figure over half the data would mislead)."""
+    variables, done = {}, {}
+    for name, spec in (p.get("inputs") or {}).items():
+        rows = _script_input(loom, actor, ent, record_id, name, spec, done)
+        if rows is None:
+            return None
+        variables[name] = done[name] = rows
+    for name, value in (p.get("values") or {}).items():
+        variables.setdefault(name, value)
+    variables.setdefault("record_id", record_id)
+    from engine.sandbox import SandboxError
+    try:
+        out = _script(loom, ent.app, p["script"]).execute(variables, api=loom.sandbox_api(actor))
+    except SandboxError as exc:
+        log.warning("record page: script panel %s failed: %s", p["key"], exc)
+        return {"kind": "script", "label": label_of(p.get("label"), actor.locale) or p["key"], "option": None,
+                "metrics": [], "notes": [], "error": _("The figures could not be computed.")}
+    result = out.get(p.get("result") or "result")
+    metrics = [{"key": m["path"], "label": label_of(m.get("label"), actor.locale) or m["path"],
+                "value": _number(_path(result, m["path"]), m.get("format"), m.get("scale")),
+                "empty": _path(result, m["path"]) in (None, "")}
+               for m in p.get("metrics") or []]
+    notes = []
+    if p.get("notes"):
+        for n in _path(result, p["notes"]) or []:
+            msg = n.get("message") if isinstance(n, dict) else n
+            notes.append(label_of(msg, actor.locale) if isinstance(msg, dict) else str(msg))
+    return {"kind": "script", "label": label_of(p.get("label"), actor.locale) or p["key"],
+            "option": _script_chart(result, p.get("chart"), actor.locale), "metrics": metrics, "notes": notes,
+            "error": None}
+
+
+# -- task panels ----------------------------------------------------------------------------------------
+
+def tasks_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
+    svc = getattr(loom, "workflow", None)
+    if svc is None:
+        return None
+    limit = int(p.get("limit") or 20)
+    found = svc.open_tasks_about(ent.full_key, [record_id], limit=limit * 3)
+    for v in p.get("via") or []:
+        other = _other(loom, ent, v["entity"])
+        if not _readable(loom, actor, other):
+            continue
+        if loom.records._rules(actor, other).get(v["link"]) in {"hidden", "masked"}:
+            continue
+        ids = [r["id"] for r in loom.query.list(other, actor, ListRequest(
+            filters=[(v["link"], "eq", record_id)], page_size=SCRIPT_ROWS, with_total=False, fields=["id"]))["items"]]
+        found.extend(svc.open_tasks_about(other.full_key, ids, limit=limit * 3))
+    rows, seen = [], set()
+    names = {}
+    for t in sorted(found, key=lambda t: (-(t["priority"] or 0), t["due_at"] or "9999", t["created_at"] or "")):
+        if t["id"] in seen or not svc.may_look(actor, t | {"app": t["process"].split(".", 1)[0]}):
+            continue
+        seen.add(t["id"])
+        if not names:
+            names = {x["key"]: label_of(x["name"], actor.locale) or x["key"] for x in svc.processes()}
+        due = datetime.fromisoformat(t["due_at"]) if t["due_at"] else None
+        rows.append({"name": t["name"], "url": url_for("inbox.task", task_id=t["id"]),
+                     "process": names.get(t["process"], t["process"]),
+                     "instance_url": url_for("inbox.instance", instance_id=t["instance_id"]),
+                     "assignee": t["assignee"] or "", "due": to_local(due).strftime("%Y-%m-%d %H:%M") if due else "",
+                     "overdue": due is not None and due < svc.clock(), "priority": t["priority"]})
+        if len(rows) >= limit:
+            break
+    return {"kind": "tasks", "label": label_of(p.get("label"), actor.locale) or _("Open tasks"),
+            "rows": rows, "total": len(rows)}
+
+
 def panels(ent, actor, record_id: int) -> list[dict]:
     """View models of the entity's page panels the actor may see (empty when it declares none)."""
     spec = (ent.spec.get("page") or {}).get("panels") or []
@@ -251,6 +455,10 @@ def panels(ent, actor, record_id: int) -> list[dict]:
                 v = report_panel(loom, actor, ent, record_id, p)
             elif kind == "timeline":
                 v = timeline_panel(loom, actor, ent, record_id, p, titles)
+            elif kind == "script":
+                v = script_panel(loom, actor, ent, record_id, p)
+            elif kind == "tasks":
+                v = tasks_panel(loom, actor, ent, record_id, p)
             else:
                 v = None
         except LoomError as exc:          # e.g. a sort on a field this user may not see
