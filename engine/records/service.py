@@ -424,13 +424,7 @@ class RecordService:
         typed_changes = ent.validator.load(data, partial=True, locale=actor.locale)
         with self.unit(uow) as u:
             conn = u.conn
-            current = self.fetch(conn, ent, record_id, actor=actor, action="update", for_update=True)
-            if current is None:
-                raise NotFound(messages.render("not_found", actor.locale, entity=ent.title(actor.locale), id=record_id))
-            if expected_version is not None and int(expected_version) != current["version"]:
-                raise Conflict(messages.render("stale", actor.locale, entity=ent.title(actor.locale), id=record_id,
-                                               yours=expected_version, current=current["version"]),
-                               current_version=current["version"])
+            current = self._current_for_write(conn, ent, record_id, actor, "update", expected_version)
             self._check_readonly(ent, typed_changes, actor, current)
             before_json = record_to_json(ent, current)
             merged = {k: v for k, v in current.items() if k not in {"id", "created_at", "created_by", "updated_at",
@@ -470,19 +464,26 @@ class RecordService:
                    record=after_json, before=before_json, changed=changed, actor=actor)
         return record_to_json(ent, rec, self._rules(actor, ent))
 
+    def _current_for_write(self, conn, ent: EntityModel, record_id: int, actor: Actor, action: str,
+                           expected_version: int | None) -> dict:
+        """The record as it is now, locked for the write; 404 when it is gone or out of the actor's
+        scope, 409 with the current version when the caller read an older one."""
+        current = self.fetch(conn, ent, record_id, actor=actor, action=action, for_update=True)
+        if current is None:
+            raise NotFound(messages.render("not_found", actor.locale, entity=ent.title(actor.locale), id=record_id))
+        if expected_version is not None and int(expected_version) != current["version"]:
+            raise Conflict(messages.render("stale", actor.locale, entity=ent.title(actor.locale), id=record_id,
+                                           yours=expected_version, current=current["version"]),
+                           current_version=current["version"])
+        return current
+
     def delete(self, entity: str | EntityModel, record_id: int, actor: Actor, *,
                expected_version: int | None = None, uow: UnitOfWork | None = None) -> None:
         ent = self.entity(entity)
         self._check(actor, ent, "delete")
         with self.unit(uow) as u:
             conn = u.conn
-            current = self.fetch(conn, ent, record_id, actor=actor, action="delete", for_update=True)
-            if current is None:
-                raise NotFound(messages.render("not_found", actor.locale, entity=ent.title(actor.locale), id=record_id))
-            if expected_version is not None and int(expected_version) != current["version"]:
-                raise Conflict(messages.render("stale", actor.locale, entity=ent.title(actor.locale), id=record_id,
-                                               yours=expected_version, current=current["version"]),
-                               current_version=current["version"])
+            current = self._current_for_write(conn, ent, record_id, actor, "delete", expected_version)
             try:
                 conn.execute(ent.table.delete().where(ent.table.c.id == record_id,
                                                       ent.table.c.version == current["version"]))

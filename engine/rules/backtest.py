@@ -214,7 +214,7 @@ class _Columns:
 
     def _floats(self, raw: np.ndarray) -> np.ndarray | None:
         try:
-            sum(raw)
+            sum(raw.tolist())                  # a list sums faster than an array iterates
             return raw.astype(np.float64)[self.order]
         except (TypeError, ValueError, OverflowError):
             return None
@@ -450,6 +450,8 @@ def vector_hits(run, history: list) -> VectorHits:
         return m
 
     left_cache: dict = {}
+    windows = [f.window[1] for inst in prog.instances for f in inst.rule.features
+               if f.window and f.window[0] == "time"]
 
     def time_left(seconds: float) -> np.ndarray:
         """First row of each row's time window: the first row of its group with ``ts >= ts_i - W``.
@@ -459,8 +461,10 @@ def vector_hits(run, history: list) -> VectorHits:
         (``item ts < ts - W`` leaves the window), so both paths agree on events at the edge."""
         left = left_cache.get(seconds)
         if left is None:
-            big = span + seconds + 1.0
-            comp = g * big + (ts - tmin)
+            comp = left_cache.get("comp")
+            if comp is None:        # groups apart by more than the longest window
+                big = span + max(windows, default=0.0) + 1.0
+                comp = left_cache["comp"] = g * big + (ts - tmin)
             left = np.searchsorted(comp, comp - seconds, side="left")
             left = np.minimum(np.maximum(left, gstart), pos)
             lo = ts - seconds

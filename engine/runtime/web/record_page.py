@@ -198,11 +198,15 @@ def report_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
         log.info("record page: report panel %s skipped: %s", p["key"], exc)
         return None
     cols = res.get("columns") or []
+    dims = [c["key"] for c in cols if c.get("kind") == "dimension"]
+    if dims and res.get("rows"):
+        # an empty dimension value is a group of its own ("no industry"), not the text "None"
+        unset = _("(not set)")
+        res = dict(res, rows=[{**r, **{d: unset for d in dims if r.get(d) in (None, "")}} for r in res["rows"]])
     option = None
     if p.get("show") == "chart" and res.get("rows"):
         from engine.reports.charts import chart_option     # the dashboards' own option builder
         chart = rep.chart or {}
-        dims = [c["key"] for c in cols if c.get("kind") == "dimension"]
         measures = chart.get("measures") or [c["key"] for c in cols if c.get("kind") == "measure"][:1]
         option = chart_option(chart.get("type") or "bar", res, chart.get("dimension") or (dims[0] if dims else None),
                               measures)
