@@ -115,6 +115,11 @@ def list_processes():
 def start_process(key):
     body = request.get_json(silent=True) or {}
     actor = api_actor()
+    process = next((p for p in _wf().processes() if p["key"] == key), None)
+    if process is not None and not _wf().may_start(actor, process):
+        raise Forbidden(f"you may not start the process `{key}`: it starts in the lane of role "
+                        f"`{(process.get('start') or {}).get('role')}`" if _wf().started_by_hand(process)
+                        else f"the process `{key}` starts by itself (timer, record trigger or message)")
     result = _wf().start(key, actor, body.get("data") or {}, correlation_key=body.get("correlation_key"))
     return jsonify(result), 201
 

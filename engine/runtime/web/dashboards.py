@@ -15,7 +15,6 @@ from engine.runtime.web.auth import current_actor, login_required
 
 bp = Blueprint("reports_screens", __name__)
 
-NAV = {"endpoint": "reports_screens.home", "label": {"zh-CN": "报表", "en": "Reports"}, "order": 30}
 
 
 def _layout() -> str:
@@ -50,7 +49,3 @@ def dashboard(app, key):
                            locale=actor.locale,
                            api_url=url_for("api_reports.dashboard", app=app, key=key, **request.args))
 
-
-def init_app(app) -> None:
-    nav = app.extensions.setdefault("loom_nav", [])
-    nav.append(dict(NAV))

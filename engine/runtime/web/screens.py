@@ -71,12 +71,8 @@ def _installed_apps() -> list[dict]:
 def _menu_url(app: str, item: dict) -> str | None:
     if item.get("entity"):
         return url_for("screens.list_view", app=app, entity=item["entity"])
-    for kind in ("dashboard", "report"):
-        if item.get(kind):
-            try:
-                return url_for(f"reports.{kind}", app=app, key=item[kind])
-            except BuildError:
-                return f"/{kind}s/{app}/{item[kind]}"
+    if item.get("dashboard"):
+        return url_for("reports_screens.dashboard", app=app, key=item["dashboard"])
     return item.get("url")
 
 
@@ -95,6 +91,19 @@ def _menu_items(actor, app: str, items: list, locale: str, depth: int = 0) -> li
     return out
 
 
+def _dashboard_items(actor, app: str, menu: list) -> list[dict]:
+    """The app's dashboards first, unless its menu places them itself: the viewer's default one
+    (personal, else the one meant for their role) opens from there."""
+    def mentions(items):
+        return any(i.get("dashboard") or mentions(i.get("items") or []) for i in items or [])
+    reports = _loom().extensions.get("reports")
+    if reports is None or mentions(menu) or reports.dashboards.default_for(app, actor) is None:
+        return []
+    url = url_for("reports_screens.home", app=app)
+    return [{"label": _("Dashboards"), "url": url, "icon": "chart", "depth": 0,
+             "active": request.path.startswith(url)}]
+
+
 def navigation(actor) -> dict:
     """Sidebar content: each installed app with its menu, then the entries other modules added."""
     from flask import current_app
@@ -103,7 +112,8 @@ def navigation(actor) -> dict:
     if actor is not None:
         for a in _installed_apps():
             manifest = a["manifest"] or {}
-            items = _menu_items(actor, a["key"], manifest.get("menu") or [], locale)
+            items = _dashboard_items(actor, a["key"], manifest.get("menu") or [])
+            items += _menu_items(actor, a["key"], manifest.get("menu") or [], locale)
             apps.append({"key": a["key"], "title": label_of(a["title"] or manifest.get("title"), locale) or a["key"],
                          "items": items})
     extra = []
