@@ -1,0 +1,165 @@
+"""The securities CRM at the screens, in zh-CN, as the people in the README would use it.
+
+Operations starts an onboarding from "发起流程" and lands on the KYC form; a wrong mobile number
+is refused in Chinese at the field; the corrected form saves the customer and the process moves
+on to the advisor's questionnaire (after the identity check, which the test runs on the
+scheduler). An advisor registers a complaint through the complaint screen, which starts the
+complaint process. The branch manager opens the dashboard from the navigation and ECharts draws it.
+The rest of each process (scoring, warning, SLA escalation) is covered through the API in
+tests/apps/securities_crm/test_processes.py.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.apps.securities_crm.test_processes import valid_id_number
+
+expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package").expect
+
+pytestmark = pytest.mark.browser
+APP = "securities_crm"
+
+
+@pytest.fixture(scope="module")
+def crm_server(tmp_path_factory):
+    from tests.apps.securities_crm.conftest import _drop, build_demo
+    from tests.browser.conftest import serve
+    lm, settings, _summary = build_demo(tmp_path_factory.mktemp("crm_journey"))
+    try:
+        with serve(lm) as url:
+            yield lm, url
+    finally:
+        _drop(lm, settings)
+
+
+@pytest.fixture
+def browser_page(chromium):
+    context = chromium.new_context(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    yield page
+    context.close()
+
+
+def login(page, base, user):
+    page.goto(base + "/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", "demo1234")
+    with page.expect_navigation():
+        page.click("button[type=submit].btn-primary")
+
+
+def pick(page, field, text):
+    """Type into a link field's lookup and choose the first option."""
+    page.fill(f"#f-{field}", text)
+    page.locator(f"#f-{field} ~ .lookup-results .lookup-option").first.click()
+
+
+def _employee(lm, username):
+    from engine.records.query import ListRequest
+    from engine.security import Actor
+    emp = lm.query.list(lm.records.entity(f"{APP}.employee"), Actor.system("tests"),
+                        ListRequest.from_params({"username": username}))["items"][0]
+    return emp
+
+
+def test_operations_starts_an_onboarding_and_fills_the_kyc_form_in_chinese(crm_server, browser_page):
+    lm, base = crm_server
+    page = browser_page
+    login(page, base, "operations1")
+    with page.expect_navigation():
+        page.click("nav a:text-is('发起流程')")
+    with page.expect_navigation():
+        page.click("form[data-process='securities_crm.onboarding'] button")
+    assert "/inbox/tasks/" in page.url
+    expect(page.locator("form.task-form")).to_be_visible()
+    advisor = _employee(lm, "advisor1")
+    page.fill("#f-customer_no", "C990001")
+    page.fill("#f-name", "周晓燕")
+    page.select_option("#f-customer_type", "individual")
+    page.select_option("#f-id_type", "id_card")
+    page.fill("#f-id_number", valid_id_number("1990-06-18", male=False))
+    page.fill("#f-birthday", "1990-06-18")
+    page.fill("#f-mobile", "12345")                       # not a mainland mobile number
+    pick(page, "advisor", advisor["name"])
+    pick(page, "branch", "")
+    page.select_option("#f-aml_risk", "low")
+    with page.expect_navigation():
+        page.click("button[data-complete]")
+    error = page.locator("[data-field-error='mobile'], #f-mobile ~ .field-error, .field-error").first
+    expect(error).to_be_visible()
+    assert "手机" in error.inner_text()
+    page.fill("#f-mobile", "13912345678")
+    with page.expect_navigation():
+        page.click("button[data-complete]")
+    assert "/inbox" in page.url and "/tasks/" not in page.url
+    expect(page.locator(".alert-ok")).to_contain_text("已完成")
+    # the identity check runs on the scheduler a second after the KYC commits
+    customer = next(c for c in lm.query.list(lm.records.entity(f"{APP}.customer"), _system(),
+                                             _params({"customer_no": "C990001"}))["items"])
+    assert customer["name"] == "周晓燕" and customer["mobile"] == "13912345678"
+    time.sleep(1.2)
+    lm.workflow.tick()
+    login(page, base, "advisor1")
+    with page.expect_navigation():
+        page.click("nav a:text-is('待办')")
+    with page.expect_navigation():
+        page.click("a[data-view='group']")
+    expect(page.locator("tr[data-task='questionnaire']")).to_have_count(1)
+    assert not page.errors
+
+
+def test_an_advisor_registers_a_complaint_through_its_screen(crm_server, browser_page):
+    lm, base = crm_server
+    page = browser_page
+    login(page, base, "advisor1")
+    page.goto(base + f"/r/{APP}/complaint/new")
+    mine = lm.query.list(lm.records.entity(f"{APP}.customer"), _system(),
+                         _params({"advisor": _employee(lm, "advisor1")["id"]}))["items"][0]
+    page.fill("#f-complaint_no", "TS-0001")
+    # a first search, then a narrower one: each fills this field's own list (the form's own
+    # hx-swap must not leak into the lookup, which once replaced the list's container)
+    page.fill("#f-customer", mine["name"][:1])
+    expect(page.locator("#f-customer ~ .lookup-results .lookup-option").first).to_be_visible()
+    pick(page, "customer", mine["name"])
+    page.fill("#f-complainant_name", "李先生")
+    page.select_option("#f-channel", "phone")
+    page.fill("#f-received_at", "2026-11-20T10:30")
+    page.select_option("#f-business_line", "brokerage")
+    page.select_option("#f-category", "service_attitude")
+    page.fill("#f-description", "营业部柜台服务态度差，等候时间过长。")
+    with page.expect_navigation():
+        page.click("form.record-form button[type=submit].btn-primary")
+    assert "/new" not in page.url, page.locator(".field-error, .alert-error").all_inner_texts()
+    complaint = lm.query.list(lm.records.entity(f"{APP}.complaint"), _system(),
+                              _params({"complaint_no": "TS-0001"}))["items"][0]
+    assert complaint["customer"] == mine["id"]
+    started = lm.workflow.instances(process=f"{APP}.complaint_handling")
+    assert len(started) == 1, "saving the complaint starts the complaint process"
+    assert not page.errors
+
+
+def test_the_branch_manager_opens_the_dashboard_from_the_navigation(crm_server, browser_page):
+    _lm, base = crm_server
+    page = browser_page
+    login(page, base, "manager1")
+    with page.expect_navigation():
+        page.click("nav a:text-is('仪表板')")
+    assert "/app/securities_crm/dashboards/" in page.url
+    page.wait_for_selector(".widget canvas, [data-widget] canvas", timeout=20000)
+    assert page.locator("canvas").count() >= 2
+    assert not page.errors
+
+
+def _system():
+    from engine.security import Actor
+    return Actor.system("tests")
+
+
+def _params(where):
+    from engine.records.query import ListRequest
+    return ListRequest.from_params(where)
