@@ -55,6 +55,8 @@ _CLOSE_DONE = _HT.update().where(_HT.c.id == _B("_tid")).values(status="complete
 _LOCK_BY_TASK = sa.select(_PI).where(_PI.c.id == sa.select(_HT.c.instance_id).where(_HT.c.id == _B("_tid"))
                                      .scalar_subquery())
 _LOCK_BY_TASK_PG = _LOCK_BY_TASK.with_for_update()
+_INSERT_TASKS = _HT.insert()
+_INSERT_REFS = task_refs.insert()
 _TASKS_OF = sa.select(_HT).where(_HT.c.instance_id == _B("_iid"), sa.or_(_HT.c.status == "ready", _HT.c.id == _B("_tid")))
 
 
@@ -273,9 +275,9 @@ class WorkflowService:
                 form_key=(form if not form or "." in form else f"{d.app}.{form}"), status="ready", due_at=due,
                 priority=priority, created_at=now))
         if rows:
-            conn.execute(t.insert(), rows)      # one executemany for all new tasks
+            conn.execute(_INSERT_TASKS, rows)   # one executemany for all new tasks
         if refs:
-            conn.execute(task_refs.insert(), refs)
+            conn.execute(_INSERT_REFS, refs)
         if existing & set(ready):
             return None                         # tasks still open from before: the caller reads them
         return [dict(r, assignee=None, claimed_by=None, completed_at=None, completed_by=None) for r in rows]
@@ -380,12 +382,13 @@ class WorkflowService:
         return (self.eligible(actor, row) or row["assignee"] == actor.username
                 or row.get("completed_by") == actor.username or self.is_manager(actor, row["app"]))
 
-    def prefill(self, task_id: str) -> dict:
+    def prefill(self, task_id: str, data: dict | None = None) -> dict:
         """Values for the task's form taken from its process data: a form field named like a
         variable takes its value, a link field takes the id in ``<field>_id`` or in a variable
         holding ids of the linked entity (``customer`` <- ``customer_id``), or the instance's
         subject when that is a record of the linked entity. Only plain values; the form shows
-        them, the user still submits them (nothing is written here)."""
+        them, the user still submits them (nothing is written here). ``data``: the task's data when
+        the caller already has it (:meth:`task_data`), which saves restoring the workflow again."""
         with self.loom.db.connect() as conn:
             trow = self.task_row(conn, task_id)
             if trow["status"] != "ready":
@@ -399,9 +402,10 @@ class WorkflowService:
         ent = self.loom.model.entities.get(f"{form.app}.{form.entity}")
         if ent is None:
             return {}
-        wf = self._restore(row, d, _Step(self, None, row["id"], d.app, Actor.system("reader")))
-        task = wf.get_task_from_id(UUID(str(task_id)))
-        data = _jsonable(dict(task.data)) if task is not None else {}
+        if data is None:
+            wf = self._restore(row, d, _Step(self, None, row["id"], d.app, Actor.system("reader")))
+            task = wf.get_task_from_id(UUID(str(task_id)))
+            data = _jsonable(dict(task.data)) if task is not None else {}
         by_entity: dict[str, list[int]] = {}
         for var, e, rid in self.references(d, data, row):
             by_entity.setdefault(e, []).append(rid)
@@ -967,6 +971,31 @@ class WorkflowService:
             latest[r.key] = {"key": r.key, "version": r.version, "name": r.name, "app": r.app, "file": r.file,
                              "definition_id": r.id, "start": (r.meta or {}).get("start", {})}
         return list(latest.values())
+
+    @staticmethod
+    def started_by_hand(process: dict) -> bool:
+        """A process whose start event waits for nothing: no timer, record trigger or message."""
+        start = process.get("start") or {}
+        return not (start.get("timer") or start.get("trigger") or start.get("message"))
+
+    def may_start(self, actor: Actor, process: dict) -> bool:
+        """May ``actor`` start ``process`` by hand? Administrators and the system always may; a
+        person needs the role of the lane the start event sits in, or, when it is in no lane, any
+        role of the process's app. Automatic processes (timers, triggers, messages) start by
+        themselves, so only administrators may start them by hand."""
+        if actor.is_admin or actor.is_system:
+            return True
+        if not self.started_by_hand(process):
+            return False
+        role = (process.get("start") or {}).get("role")
+        if role:
+            return self._has_role(actor, role)
+        prefix = f"{process.get('app')}."
+        return any(r.startswith(prefix) for r in actor.roles)
+
+    def startable(self, actor: Actor) -> list[dict]:
+        """The processes ``actor`` may start from the screens (automatic ones are left out)."""
+        return [p for p in self.processes() if self.started_by_hand(p) and self.may_start(actor, p)]
 
 
 def _iso(v):

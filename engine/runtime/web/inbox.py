@@ -122,7 +122,8 @@ def _render_task(trow, actor, *, values=None, problems=(), status=200, conflict=
     if ent is not None:
         if values is None:
             values = {}
-            rec_id = svc.task_data(trow["id"]).get(var) if trow["status"] == "ready" else None
+            data = svc.task_data(trow["id"]) if trow["status"] == "ready" else {}
+            rec_id = data.get(var)
             if rec_id:
                 try:
                     record = _loom().records.get(ent, int(rec_id), actor)
@@ -131,7 +132,7 @@ def _render_task(trow, actor, *, values=None, problems=(), status=200, conflict=
                     record = None
             if trow["status"] == "ready":
                 # fields the record leaves empty show what the process already knows (customer_id -> customer)
-                for key, value in svc.prefill(trow["id"]).items():
+                for key, value in svc.prefill(trow["id"], data).items():
                     if values.get(key) in (None, "", []):
                         values[key] = value
         errors, general = sf.errors_by_field(list(problems))

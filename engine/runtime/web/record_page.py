@@ -357,14 +357,17 @@ def _script_chart(result, chart: dict | None, locale: str) -> dict | None:
         data.append({"name": label_of(name, locale) if isinstance(name, dict) else str(name), "value": round(num, 6)})
     if not data:
         return None
+    title = label_of(chart.get("label"), locale)
+    head = {"title": {"text": title, "left": "center", "textStyle": {"fontSize": 13}}} if title else {}
     if chart.get("type", "pie") == "pie":
-        return {"tooltip": {"trigger": "item", "formatter": "{b}: {c} ({d}%)"},
-                "legend": {"type": "scroll", "orient": "vertical", "left": 0, "top": 10},
-                "series": [{"type": "pie", "radius": ["35%", "65%"], "center": ["62%", "50%"],
+        return {**head, "tooltip": {"trigger": "item", "formatter": "{b}: {c} ({d}%)"},
+                "legend": {"type": "scroll", "orient": "vertical", "left": 0, "top": 30},
+                "series": [{"type": "pie", "name": title, "radius": ["35%", "65%"], "center": ["62%", "55%"],
                             "data": data, "label": {"formatter": "{b} {d}%"}}]}
-    return {"tooltip": {"trigger": "axis"}, "grid": {"left": 60, "right": 20, "bottom": 60},
+    return {**head, "tooltip": {"trigger": "axis"}, "grid": {"left": 60, "right": 20, "top": 40 if title else 20,
+                                                            "bottom": 60},
             "xAxis": {"type": "category", "data": [d["name"] for d in data], "axisLabel": {"rotate": 30}},
-            "yAxis": {"type": "value"}, "series": [{"type": "bar", "data": [d["value"] for d in data]}]}
+            "yAxis": {"type": "value"}, "series": [{"type": "bar", "name": title, "data": [d["value"] for d in data]}]}
 
 
 def script_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
