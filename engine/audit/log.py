@@ -3,8 +3,9 @@
 Every entry carries the SHA-256 of the entry before it, so changing, removing or inserting a row
 anywhere breaks the chain from that point on, and :func:`verify` names the first broken entry.
 Entries are written in the same transaction as the change they record. Appends are serialized:
-on PostgreSQL by a transaction-level advisory lock, on SQLite by its single writer lock (every
-write transaction begins IMMEDIATE), so two writers can never chain onto the same predecessor.
+on PostgreSQL by the row lock of the one-row head table (see :data:`audit_head`), on SQLite by its
+single writer lock (every write transaction begins IMMEDIATE), so two writers can never chain onto
+the same predecessor.
 """
 from __future__ import annotations
 
@@ -40,6 +41,18 @@ audit_log = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_loom_audit_record", "entity", "record_id"),
     sa.Index("ix_loom_audit_at", "at"),
+)
+
+#: PostgreSQL only: the chain's newest hash, one row. Appending updates it in the same statement
+#: that inserts the entry, so the row lock serializes appenders and the update (re-evaluated on
+#: the newest row version after a wait, as READ COMMITTED does) always chains onto the latest
+#: entry -- one round trip per entry instead of lock, read and insert. A database from before the
+#: table existed is seeded from the log on its first append.
+audit_head = sa.Table(
+    "loom_audit_head", SYSTEM,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 # built once: constructing these per append cost a third of the append itself
@@ -89,16 +102,49 @@ def append(conn: sa.Connection, action: str, *, actor_id: int | None = None, act
            address: str | None = None, app: str | None = None, entity: str | None = None,
            record_id: Any = None, before: Any = None, after: Any = None, detail: Any = None) -> int:
     """Append one entry inside the caller's transaction; returns its id."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK)
-    prev = conn.execute(_HEAD).scalar() or GENESIS
     values = dict(at=datetime.now(timezone.utc), actor_id=actor_id, actor=actor,
                   address=address, action=action, app=app, entity=entity,
                   record_id=None if record_id is None else str(record_id),
                   before=_jsonable(before), after=_jsonable(after), detail=_jsonable(detail))
+    if conn.dialect.name == "postgresql":
+        return _append_postgresql(conn, values)
+    prev = conn.execute(_HEAD).scalar() or GENESIS      # SQLite: the writer lock is already ours
     values["prev_hash"] = prev
     values["hash"] = entry_hash(prev, values)
     return conn.execute(_INSERT, values).inserted_primary_key[0]
+
+
+def _pg_append_statement() -> sa.Insert:
+    """``WITH head AS (UPDATE loom_audit_head ... RETURNING) INSERT INTO loom_audit SELECT ...``:
+    the hash is computed by PostgreSQL's ``sha256`` over the same bytes as :func:`entry_hash`
+    (previous hash, a newline, the canonical JSON sent as a parameter)."""
+    h = audit_head
+    new_hash = sa.func.encode(sa.func.sha256(sa.func.convert_to(h.c.hash + "\n", "UTF8").op("||")(
+        sa.bindparam("canonical", type_=sa.LargeBinary))), "hex")
+    head = (sa.update(h).where(h.c.id == 1).values(prev_hash=h.c.hash, hash=new_hash)
+            .returning(h.c.prev_hash, h.c.hash).cte("head"))
+    cols = [c for c in _HASHED]
+    binds = [sa.bindparam(c, type_=audit_log.c[c].type) for c in cols]
+    return (audit_log.insert()
+            .from_select(cols + ["prev_hash", "hash"], sa.select(*binds, head.c.prev_hash, head.c.hash))
+            .returning(audit_log.c.id))
+
+
+_PG_APPEND = _pg_append_statement()
+
+
+def _append_postgresql(conn: sa.Connection, values: dict) -> int:
+    params = {**values, "canonical": _canonical(values)}
+    new_id = conn.execute(_PG_APPEND, params).scalar()
+    if new_id is None:
+        # no head row yet: seed it from the log under the advisory lock (two first appenders
+        # queue there; the second finds the row), then append as usual
+        conn.execute(_LOCK)
+        prev = conn.execute(_HEAD).scalar() or GENESIS
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        conn.execute(pg_insert(audit_head).values(id=1, prev_hash=prev, hash=prev).on_conflict_do_nothing())
+        new_id = conn.execute(_PG_APPEND, params).scalar()
+    return new_id
 
 
 @dataclass
