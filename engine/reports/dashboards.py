@@ -170,6 +170,7 @@ class Dashboards:
         out = self._base(w, actor)
         out["title"] = out["title"] or rep.title(actor.locale)
         out["report"] = rep.key
+        out["export_params"] = {k: v for k, v in params.items() if v is not None and not isinstance(v, (list, dict))}
         if w["type"] == "kpi":
             return out | self._kpi(rep, w, actor, params, body)
         if w["type"] in {"table", "pivot"}:
