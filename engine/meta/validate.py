@@ -117,8 +117,15 @@ def _check_page(defn: Definition, entities: dict, reports: set, bundle_key: str,
                 problems.append(defn.problem(f"page panel: script `{p.get('script')}` does not exist (scripts/*.py)",
                                              base + ("script",)))
             seen = {}
+            for name, fld in (p.get("from_record") or {}).items() if isinstance(p.get("from_record"), dict) else ():
+                field_of(me, fld, base + ("from_record", name), "field")
             for name, spec in (p.get("inputs") or {}).items() if isinstance(p.get("inputs"), dict) else ():
                 ip = base + ("inputs", name)
+                if isinstance(spec, dict) and spec.get("record"):
+                    seen[name] = None
+                    for j, c in enumerate(spec.get("fields") or []):
+                        field_of(me, c, ip + ("fields", j), "field")
+                    continue
                 if not isinstance(spec, dict) or not entity_of(spec.get("entity"), ip + ("entity",)):
                     seen[name] = None
                     continue
@@ -139,6 +146,8 @@ def _check_page(defn: Definition, entities: dict, reports: set, bundle_key: str,
                                 ip + ("ids_from",)))
                 for j, c in enumerate(spec.get("fields") or []):
                     field_of(ent, c, ip + ("fields", j), "field")
+                for c in spec.get("where") or {} if isinstance(spec.get("where"), dict) else ():
+                    field_of(ent, c, ip + ("where", c), "filter field")
                 for attr in ("latest",):
                     if spec.get(attr):
                         field_of(ent, spec[attr], ip + (attr,), attr)

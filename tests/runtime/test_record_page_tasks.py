@@ -173,6 +173,12 @@ def test_prefill_takes_a_link_from_the_instance_subject(fup):
      "names no earlier input"),
     ("{key: bad, kind: script, script: order_mix, inputs: {o: {entity: order, link: client, fields: [colour]}}}",
      "has no such field"),
+    ("{key: bad, kind: script, script: order_mix, inputs: {me: {record: true, fields: [colour]}}}", "has no such field"),
+    ("{key: bad, kind: script, script: order_mix, inputs: {o: {entity: order}}, from_record: {x: colour}}",
+     "has no such field"),
+    ("{key: bad, kind: script, script: order_mix, inputs: {o: {entity: order, where: {colour: red}}}}",
+     "filter field `colour`"),
+    ("{key: bad, kind: script, script: order_mix, inputs: {me: {record: true, link: client}}}", "`me`"),
     ("{key: bad, kind: tasks, via: [{entity: order, link: sku}]}", "is not a link to `client`"),
     ("{key: bad, kind: tasks, colour: red}", "colour"),
 ])

@@ -50,9 +50,13 @@ def propose(customer, models, products, matrix, amount, params):
             model = m
     if model is None:
         return {"problems": [{"field": "risk_level", "message": "no model allocation for risk level `" + str(level) + "`"}]}
+    if amount is None or amount == "":
+        return {"problems": [{"field": "amount", "message": {"zh-CN": "客户资产总额为空，无法生成配置建议",
+                                                             "en": "The customer's AUM is empty: no proposal"}}]}
     total = Decimal(str(amount))
     if total <= 0:
-        return {"problems": [{"field": "amount", "message": "`amount` must be positive"}]}
+        return {"problems": [{"field": "amount", "message": {"zh-CN": "配置金额须大于零（客户资产总额为零）",
+                                                             "en": "`amount` must be positive (the customer's AUM is zero)"}}]}
     if customer.get("lowest_category"):
         # the lowest category may hold R1 only: everything in cash and fixed income at R1
         model = dict(model, max_product_rating="R1")

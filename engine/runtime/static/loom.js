@@ -33,6 +33,8 @@
 
   document.addEventListener("click", function (e) {
     var t = e.target;
+    // a printable page's print button
+    if (t.closest("[data-print]")) { window.print(); return; }
     // remove a child row
     var rm = t.closest("[data-remove-row]");
     if (rm) {

@@ -25,12 +25,13 @@ import threading
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from flask import url_for
+from flask import Blueprint, render_template, url_for
 from flask_babel import gettext as _
 
-from engine.errors import LoomError
+from engine.errors import LoomError, NotFound
 from engine.forms import label_of
 from engine.records import ListRequest
+from engine.runtime.web.auth import current_actor, login_required
 from engine.runtime.web.screens_format import format_value, to_local
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,16 @@ def _plain(row: dict, fields) -> dict:
 
 
 def _script_input(loom, actor, ent, record_id: int, name: str, spec: dict, done: dict):
-    """One input of a script panel, read through the scoped query (row scopes, field rules)."""
+    """One input of a script panel, read through the scoped query (row scopes, field rules):
+    this record itself (``record: true``, an object), the rows linking to it (``link``), the
+    records earlier rows point at (``ids_from``), or the rows of a reference entity (neither,
+    with optional ``where`` equality filters)."""
+    if spec.get("record"):
+        rec = loom.records.get(ent, record_id, actor)
+        rules = loom.records._rules(actor, ent)
+        if any(rules.get(f) == "hidden" for f in spec.get("fields") or []):
+            return None
+        return _plain(rec, spec.get("fields") or None)
     other = _other(loom, ent, spec["entity"])
     if not _readable(loom, actor, other):
         return None
@@ -288,10 +298,12 @@ def _script_input(loom, actor, ent, record_id: int, name: str, spec: dict, done:
         if not ids:
             return []
         filters = [("id", "in", ids)]
-    else:
+    elif spec.get("link"):
         if rules.get(spec["link"]) in {"hidden", "masked"}:
             return None
         filters = [(spec["link"], "eq", record_id)]
+    else:
+        filters = [(k, "eq", v) for k, v in (spec.get("where") or {}).items()]
     series = spec.get("series")
     fields = list(spec.get("fields") or [])
     if series:
@@ -381,6 +393,10 @@ def script_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
         variables[name] = done[name] = rows
     for name, value in (p.get("values") or {}).items():
         variables.setdefault(name, value)
+    if p.get("from_record"):
+        rec = loom.records.get(ent, record_id, actor)
+        for name, field in p["from_record"].items():
+            variables[name] = _plain(rec, [field])[field]
     variables.setdefault("record_id", record_id)
     from engine.sandbox import SandboxError
     try:
@@ -399,9 +415,39 @@ def script_panel(loom, actor, ent, record_id: int, p: dict) -> dict | None:
         for n in _path(result, p["notes"]) or []:
             msg = n.get("message") if isinstance(n, dict) else n
             notes.append(label_of(msg, actor.locale) if isinstance(msg, dict) else str(msg))
+    footer = _path(result, p["footer"]) if p.get("footer") else None
     return {"kind": "script", "label": label_of(p.get("label"), actor.locale) or p["key"],
             "option": _script_chart(result, p.get("chart"), actor.locale), "metrics": metrics, "notes": notes,
+            "table": _script_table(result, p.get("table"), actor.locale),
+            "footer": label_of(footer, actor.locale) if isinstance(footer, dict) else footer,
+            "print_url": url_for("record_page.print_panel", app=ent.app, entity=ent.key, record_id=record_id,
+                                 panel=p["key"]) if p.get("printable") else None,
             "error": None}
+
+
+def _script_table(result, table: dict | None, locale: str) -> dict | None:
+    """A table from a list of objects in the result; label dicts shown in the viewer's language."""
+    if not table:
+        return None
+    rows = _path(result, table["rows"])
+    if not isinstance(rows, list):
+        return None
+    cols = [{"label": label_of(c.get("label"), locale) or c["path"], "numeric": c.get("format") is not None}
+            for c in table["columns"]]
+    body = []
+    for r in rows:
+        cells = []
+        for c in table["columns"]:
+            v = _path(r, c["path"]) if isinstance(r, dict) else None
+            if isinstance(v, dict):
+                v = label_of(v, locale)
+            elif c.get("format"):
+                v = _number(v, c["format"], c.get("scale"))
+            elif c.get("labels") and v is not None:
+                v = label_of(c["labels"].get(str(v)), locale) or v
+            cells.append("" if v is None else v)
+        body.append(cells)
+    return {"columns": cols, "rows": body}
 
 
 # -- task panels ----------------------------------------------------------------------------------------
@@ -475,6 +521,36 @@ def panels(ent, actor, record_id: int) -> list[dict]:
             v["key"] = p["key"]
             out.append(v)
     return out
+
+
+# -- a printable panel ---------------------------------------------------------------------------------
+
+bp = Blueprint("record_page", __name__)
+
+
+@bp.get("/r/<app>/<entity>/<int:record_id>/print/<panel>")
+@login_required
+def print_panel(app: str, entity: str, record_id: int, panel: str):
+    """One ``printable`` script panel on a page of its own, laid out for paper (an allocation
+    proposal handed to the customer): the record's title, the date, the figures, the table and
+    the footer text, without the navigation."""
+    actor = current_actor()
+    loom = _loom()
+    ent = loom.model.entities.get(f"{app}.{entity}")
+    spec = next((p for p in ((ent.spec.get("page") or {}).get("panels") or []) if p.get("key") == panel
+                 and p.get("kind") == "script" and p.get("printable")), None) if ent is not None else None
+    if spec is None:
+        raise NotFound(_("No printable panel %(panel)s", panel=panel))
+    rec = loom.records.get(ent, record_id, actor)       # 404 outside the viewer's scope
+    view = script_panel(loom, actor, ent, record_id, spec)
+    if view is None:
+        raise NotFound(_("No printable panel %(panel)s", panel=panel))
+    tf = ent.title_field
+    return render_template("records/print_panel.html", panel=view, actor=actor,
+                           title=str(rec.get(tf)) if tf and rec.get(tf) else f"{ent.title(actor.locale)} #{record_id}",
+                           entity_title=ent.title(actor.locale),
+                           back_url=url_for("screens.detail", app=app, entity=entity, record_id=record_id),
+                           printed_at=to_local(datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M"))
 
 
 __all__ = ["panels", "graph_option"]
