@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import datetime, timezone
+from typing import Callable
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -170,12 +169,10 @@ class WorkflowService:
         tasks = getattr(wf, "tasks", {})
         if len(tasks) < MAX_TREE_DEPTH:
             return
-        deepest, where = 0, None
+        deepest = 0
         for t in tasks.values():
             if not t._children:
-                d = t.depth
-                if d > deepest:
-                    deepest, where = d, t
+                deepest = max(deepest, t.depth)
         if deepest >= MAX_TREE_DEPTH:
             from collections import Counter
             counts = Counter(t.task_spec.bpmn_id for t in tasks.values() if t.task_spec.bpmn_id)

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from tests.apps.securities_crm.test_processes import valid_id_number
+from tests.browser.test_screens_browser import navigate
 
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package").expect
 
@@ -49,8 +50,7 @@ def login(page, base, user):
     page.goto(base + "/login")
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", "demo1234")
-    with page.expect_navigation():
-        page.click("button[type=submit].btn-primary")
+    navigate(page, "button[type=submit].btn-primary")
 
 
 def pick(page, field, text):
@@ -71,10 +71,8 @@ def test_operations_starts_an_onboarding_and_fills_the_kyc_form_in_chinese(crm_s
     lm, base = crm_server
     page = browser_page
     login(page, base, "operations1")
-    with page.expect_navigation():
-        page.click("nav a:text-is('发起流程')")
-    with page.expect_navigation():
-        page.click("form[data-process='securities_crm.onboarding'] button")
+    navigate(page, "nav a:text-is('发起流程')")
+    navigate(page, "form[data-process='securities_crm.onboarding'] button")
     assert "/inbox/tasks/" in page.url
     expect(page.locator("form.task-form")).to_be_visible()
     advisor = _employee(lm, "advisor1")
@@ -88,14 +86,12 @@ def test_operations_starts_an_onboarding_and_fills_the_kyc_form_in_chinese(crm_s
     pick(page, "advisor", advisor["name"])
     pick(page, "branch", "")
     page.select_option("#f-aml_risk", "low")
-    with page.expect_navigation():
-        page.click("button[data-complete]")
+    navigate(page, "button[data-complete]")
     error = page.locator("[data-field-error='mobile'], #f-mobile ~ .field-error, .field-error").first
     expect(error).to_be_visible()
     assert "手机" in error.inner_text()
     page.fill("#f-mobile", "13912345678")
-    with page.expect_navigation():
-        page.click("button[data-complete]")
+    navigate(page, "button[data-complete]")
     assert "/inbox" in page.url and "/tasks/" not in page.url
     expect(page.locator(".alert-ok")).to_contain_text("已完成")
     # the identity check runs on the scheduler a second after the KYC commits
@@ -105,10 +101,8 @@ def test_operations_starts_an_onboarding_and_fills_the_kyc_form_in_chinese(crm_s
     time.sleep(1.2)
     lm.workflow.tick()
     login(page, base, "advisor1")
-    with page.expect_navigation():
-        page.click("nav a:text-is('待办')")
-    with page.expect_navigation():
-        page.click("a[data-view='group']")
+    navigate(page, "nav a:text-is('待办')")
+    navigate(page, "a[data-view='group']")
     expect(page.locator("tr[data-task='questionnaire']")).to_have_count(1)
     assert not page.errors
 
@@ -132,8 +126,7 @@ def test_an_advisor_registers_a_complaint_through_its_screen(crm_server, browser
     page.select_option("#f-business_line", "brokerage")
     page.select_option("#f-category", "service_attitude")
     page.fill("#f-description", "营业部柜台服务态度差，等候时间过长。")
-    with page.expect_navigation():
-        page.click("form.record-form button[type=submit].btn-primary")
+    navigate(page, "form.record-form button[type=submit].btn-primary")
     assert "/new" not in page.url, page.locator(".field-error, .alert-error").all_inner_texts()
     complaint = lm.query.list(lm.records.entity(f"{APP}.complaint"), _system(),
                               _params({"complaint_no": "TS-0001"}))["items"][0]
@@ -147,8 +140,7 @@ def test_the_branch_manager_opens_the_dashboard_from_the_navigation(crm_server, 
     _lm, base = crm_server
     page = browser_page
     login(page, base, "manager1")
-    with page.expect_navigation():
-        page.click("nav a:text-is('仪表板')")
+    navigate(page, "nav a:text-is('仪表板')")
     assert "/app/securities_crm/dashboards/" in page.url
     page.wait_for_selector(".widget canvas, [data-widget] canvas", timeout=20000)
     assert page.locator("canvas").count() >= 2

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from engine.errors import LoomError
 from engine.records import ListRequest
 from engine.security import Actor
 from engine.security.users import create_user
 from tests.conftest import BUNDLES
+from tests.runtime.test_record_pages import assert_panel_rejected
 from tests.runtime.test_screens import FormClient
 
 SYS = Actor.system("test")
@@ -183,13 +183,4 @@ def test_prefill_takes_a_link_from_the_instance_subject(fup):
     ("{key: bad, kind: tasks, colour: red}", "colour"),
 ])
 def test_a_bad_script_or_tasks_panel_is_rejected_with_file_and_line(loom, bundle_copy, panel, message):
-    src = bundle_copy("followup")
-    path = src / "entities" / "client.yaml"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text + f"    - {panel}\n", encoding="utf-8")
-    line = text.count("\n") + 1
-    with pytest.raises(LoomError) as exc:
-        loom.install(src)
-    probs = [p for p in exc.value.problems if message in p.message]
-    assert probs, [p.message for p in exc.value.problems]
-    assert probs[0].file.endswith("client.yaml") and probs[0].line == line
+    assert_panel_rejected(loom, bundle_copy("followup"), "client", panel, message)

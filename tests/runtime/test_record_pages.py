@@ -121,8 +121,14 @@ def test_a_page_without_panels_keeps_the_plain_detail_screen(pages):
     ("{key: bad, kind: related, entity: note}", "link"),
 ])
 def test_a_bad_panel_is_rejected_at_install_with_file_and_line(loom, bundle_copy, panel, message):
-    src = bundle_copy("pages")
-    path = src / "entities" / "person.yaml"
+    assert_panel_rejected(loom, bundle_copy("pages"), "person", panel, message)
+    assert "pages.person" not in loom.model.entities
+
+
+def assert_panel_rejected(loom, src, entity: str, panel: str, message: str) -> None:
+    """Append ``panel`` to the last page of ``entities/<entity>.yaml`` in the bundle copy ``src``:
+    the install must fail with a problem containing ``message`` at that file and line."""
+    path = src / "entities" / f"{entity}.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text + f"    - {panel}\n", encoding="utf-8")
     line = text.count("\n") + 1
@@ -130,5 +136,4 @@ def test_a_bad_panel_is_rejected_at_install_with_file_and_line(loom, bundle_copy
         loom.install(src)
     probs = [p for p in exc.value.problems if message in p.message]
     assert probs, [p.message for p in exc.value.problems]
-    assert probs[0].file.endswith("person.yaml") and probs[0].line == line
-    assert "pages.person" not in loom.model.entities
+    assert probs[0].file.endswith(f"{entity}.yaml") and probs[0].line == line

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, g, redirect, request, session
 from flask_babel import Babel
 

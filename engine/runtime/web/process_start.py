@@ -7,7 +7,7 @@ may work on (an onboarding's KYC form, say), else on the instance's page with it
 """
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, redirect, url_for
 from flask_babel import gettext as _
 
 from engine.errors import Forbidden, NotFound
