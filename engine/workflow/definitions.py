@@ -115,6 +115,11 @@ def analyse(app: str, xml: str) -> dict[str, dict]:
                                         "variable": props.get("trigger.variable")}
                 if props.get("correlation"):
                     start["correlation"] = props["correlation"]
+                if el.find("bpmn:messageEventDefinition", NS) is not None:
+                    start["message"] = True
+                # a person may start the process by hand when the start event is a plain one; the
+                # lane it sits in names the role that may (no lane: anyone with a role in the app)
+                start["role"] = role_key(app, lane_of.get(eid))
         out[pid] = {"name": proc.get("name") or pid, "tasks": tasks, "lines": lines, "start": start}
     return out
 
@@ -156,6 +161,7 @@ class _Checker:
 
 def check_xml(app: str, xml: str, file: str, roles: set[str], forms: set[str], entities: set[str]) -> list[Problem]:
     from engine.workflow.actions import ACTIONS
+    from engine.workflow.scripting import BUDGET_PROPERTY, budget_problem
     c = _Checker(app, file, roles, forms, entities)
     try:
         root = etree.fromstring(xml.encode("utf-8"))
@@ -175,6 +181,9 @@ def check_xml(app: str, xml: str, file: str, roles: set[str], forms: set[str], e
         kind = _local(el)
         if kind == "script" and _local(el.getparent()) == "scriptTask":
             c.compile(el.getparent(), el.text or "", "exec", "script", line=el.sourceline)
+            raw = properties(el.getparent()).get(BUDGET_PROPERTY)
+            if raw is not None and budget_problem(raw):
+                c.add(el.getparent(), budget_problem(raw), code="budget")
         elif kind in {"preScript", "postScript"}:
             c.compile(el.getparent().getparent(), el.text or "", "exec", kind, line=el.sourceline)
         elif kind == "conditionExpression":

@@ -16,6 +16,11 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+#: a script task may ask for more time than the sandbox's default budget with the property
+#: ``budget.seconds`` (a batch over many records running in a background step); never more than this
+BUDGET_PROPERTY = "budget.seconds"
+MAX_SCRIPT_SECONDS = 30.0
+
 _cache: dict[tuple[str, str], object] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 4096
@@ -35,6 +40,28 @@ def compiled(source: str, mode: str, name: str = "<bpmn>"):
     return code
 
 
+def budget_problem(raw: str) -> str | None:
+    """Why ``raw`` is not a valid ``budget.seconds`` value, or None."""
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        return f"`{BUDGET_PROPERTY}` must be a number of seconds, not `{raw}`"
+    if not 0 < seconds <= MAX_SCRIPT_SECONDS:
+        return f"`{BUDGET_PROPERTY}` must be more than 0 and at most {MAX_SCRIPT_SECONDS:g} seconds, not {raw}"
+    return None
+
+
+def task_budget(task):
+    """The sandbox budget a script task declared (``budget.seconds``), or None for the default."""
+    props = (getattr(task.task_spec, "extensions", None) or {}).get("properties") or {}
+    raw = props.get(BUDGET_PROPERTY)
+    if raw in (None, "") or budget_problem(raw):
+        return None
+    from dataclasses import replace
+    from engine.sandbox import DEFAULT_BUDGET
+    return replace(DEFAULT_BUDGET, seconds=float(raw))
+
+
 def _plain(value) -> bool:
     return not callable(value) and type(value).__module__ in {"builtins", "datetime", "decimal", "uuid"}
 
@@ -51,9 +78,9 @@ class RestrictedTaskDataEnvironment(BasePythonScriptEngineEnvironment):
         variables = {**(external_context or {}), **context}
         return compiled(expression.strip(), "eval").evaluate(variables, api=self.api)
 
-    def execute(self, script, context, external_context=None):
+    def execute(self, script, context, external_context=None, budget=None):
         variables = {**(external_context or {}), **context}
-        result = compiled(script, "exec").execute(variables, api=self.api)
+        result = compiled(script, "exec").execute(variables, api=self.api, budget=budget)
         if isinstance(result, dict):
             for k, v in result.items():
                 if not k.startswith("_") and _plain(v) and (external_context is None or k not in external_context):
@@ -70,7 +97,17 @@ class RestrictedTaskDataEnvironment(BasePythonScriptEngineEnvironment):
 
 
 class EngineScriptEngine(PythonScriptEngine):
-    """A script engine whose service failures keep their real message (and the engine error)."""
+    """A script engine whose service failures keep their real message (and the engine error), and
+    whose script tasks run with the budget they declare (``budget.seconds``)."""
+
+    def execute(self, task, script, external_context=None):
+        budget = task_budget(task)
+        if budget is None or not isinstance(self.environment, RestrictedTaskDataEnvironment):
+            return super().execute(task, script, external_context)
+        try:
+            return self.environment.execute(script, task.data, external_context or {}, budget=budget)
+        except Exception as err:
+            raise self.create_task_exec_exception(task, script, err) from err
 
     def call_service(self, task, **kwargs):
         try:
