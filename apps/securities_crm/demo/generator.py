@@ -748,7 +748,14 @@ def make_service(ctx: Ctx, customers: list[dict], staff: list[dict], products: l
          "start_on": (as_of - timedelta(days=120)).isoformat(), "end_on": (as_of - timedelta(days=60)).isoformat(),
          "targeted": 1200, "responded": 86, "aum_uplift": "3250000.00"},
     ]
-    bulk(ctx, "campaign", rows)
+    ids = bulk(ctx, "campaign", rows)
+    # a bulk import starts no processes: start the ones saving these campaigns on a screen would
+    # (build the segment, or launch a running campaign); they run on the scheduler a second later
+    for cid, row in zip(ids, rows):
+        proc = {"running": "campaign_launch", "approved": "campaign_segment"}.get(row["status"])
+        if proc and row.get("segment"):
+            ctx.loom.workflow.start(f"{APP}.{proc}", ctx.actor, {"campaign_id": cid}, subject=(f"{APP}.campaign", cid))
+            ctx.echo(f"  campaign {row['code']}: {proc} started")
 
 
 # -- entry point -----------------------------------------------------------------------------------
