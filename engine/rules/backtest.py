@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import ast
 import time
-from itertools import count as counter, repeat
+from array import array
+from itertools import count, repeat
 from operator import itemgetter
 from dataclasses import dataclass, field
 
@@ -170,13 +171,13 @@ def vectorisable(run) -> bool:
 class _Columns:
     """Event fields as numpy columns, in (group, ts, seq) order, built on first use.
 
-    The fields a rule set reads are taken out of the payload dicts in ONE pass at C speed
-    (``map(itemgetter(a, b, ...))`` into a structured object array: one dict fetch per event for
-    all of them), then converted per field and permuted with one fancy index. The type test is exact
-    but cheap: ``sum()`` of the raw values raises ``TypeError`` unless every one is a number
-    (``None``, text, lists all fail it), so an all-number column goes straight to ``float64`` and
-    only mixed columns take the general path (numbers and ``None`` -> floats with NaN; anything else
-    stays a Python object). Object arrays, unlike lists, are not walked by the garbage collector."""
+    Why this shape: reading 100,000 payload dicts is the cost of a vectorised backtest (each
+    dict and each value is a cache miss), so every field is read once, at C speed, and a number
+    field straight into doubles: ``array("d", map(itemgetter(name), payloads))`` looks each value
+    up and converts it in the same pass, and raises ``TypeError`` unless every value is a number
+    (``None``, text, lists all fail it, most on the first event) -- an exact type test for free.
+    Other fields are read as Python objects (numbers and ``None`` -> floats with NaN; anything
+    else stays an object). Columns are permuted into group order with one fancy index each."""
 
     def __init__(self, history: list, order: np.ndarray):
         self.payloads = list(map(itemgetter(5), history))
@@ -184,18 +185,6 @@ class _Columns:
         self.n = len(history)
         self.cache: dict = {}
         self.raws: dict = {}
-
-    def prefetch(self, names) -> None:
-        names = sorted(set(names) - set(self.raws))
-        if len(names) < 2:
-            return
-        dtype = np.dtype([(f"f{i}", object) for i in range(len(names))])
-        try:
-            table = np.fromiter(map(itemgetter(*names), self.payloads), dtype=dtype, count=self.n)
-        except KeyError:
-            return                             # missing somewhere: field by field, with .get
-        for i, name in enumerate(names):
-            self.raws[name] = table[f"f{i}"]
 
     def release(self) -> None:
         self.payloads = None
@@ -212,21 +201,34 @@ class _Columns:
             self.raws[name] = r
         return r
 
+    def floats_direct(self, name: str) -> np.ndarray | None:
+        """One pass from the payloads straight into doubles, if every event has the field as a number."""
+        col = self.cache.get(("num", name))
+        if col is None and name not in self.raws and self.payloads is not None:
+            try:
+                col = np.frombuffer(array("d", map(itemgetter(name), self.payloads)), dtype=np.float64)[self.order]
+            except (KeyError, TypeError, ValueError, OverflowError):
+                return None
+            self.cache[("num", name)] = self.cache[name] = col
+        return col
+
     def _floats(self, raw: np.ndarray) -> np.ndarray | None:
-        try:
-            sum(raw.tolist())                  # a list sums faster than an array iterates
-            return raw.astype(np.float64)[self.order]
+        try:        # array('d') takes numbers only (None and text raise): the exact test, at C speed
+            return np.frombuffer(array("d", raw.tolist()), dtype=np.float64)[self.order]
         except (TypeError, ValueError, OverflowError):
             return None
 
     def field(self, name: str) -> np.ndarray:
         col = self.cache.get(name)
         if col is None:
+            col = self.floats_direct(name)
+        if col is None:
             raw = self.raw(name)
-            col = self._floats(raw)
-            if col is not None:
+            if raw[0] is not None and raw[0].__class__ not in (int, float, bool):
+                col = raw[self.order]           # text (or other objects) from the first event on
+            elif (col := self._floats(raw)) is not None:
                 self.cache[("num", name)] = col
-            elif set(map(type, raw)) <= {int, float, type(None)}:
+            elif set(map(type, raw.tolist())) <= {int, float, type(None)}:
                 col = np.fromiter(raw, dtype=np.float64, count=self.n)[self.order]     # None -> NaN
             else:
                 col = raw[self.order]
@@ -237,39 +239,14 @@ class _Columns:
         """The field as the stream reads a summed field: numbers as they are, decimal text as floats."""
         col = self.cache.get(("num", name))
         if col is None:
+            col = self.floats_direct(name)
+        if col is None:
             raw = self.raw(name)
             col = self._floats(raw)
             if col is None:
                 col = np.fromiter(map(_num, raw), dtype=np.float64, count=self.n)[self.order]   # None -> NaN
             self.cache[("num", name)] = col
         return col
-
-
-def _event_fields(prog) -> set:
-    """The event fields a program reads: names in its expressions that are not features or
-    parameters, plus summed fields and reference match fields."""
-    out: set = set()
-
-    def names(checked, skip) -> None:
-        if checked is not None:
-            out.update(n.id for n in ast.walk(checked.tree) if isinstance(n, ast.Name) and n.id not in skip)
-
-    for inst in prog.instances:
-        r = inst.rule
-        skip = {f.key for f in r.features} | set(r.params) | set(FUNCTIONS)
-        names(r.condition, skip)
-        names(r.trigger.filter, skip)
-        if r.bands:
-            names(r.bands[0], skip)
-        if not isinstance(r.score, float):
-            names(r.score, skip)
-        for f in r.features:
-            names(f.source.filter, skip)
-            if f.agg in ("sum", "min", "max", "distinct") and f.field:
-                out.add(f.field)
-            if f.agg == "reference" and f.match:
-                out.add(f.match)
-    return out - {"True", "False", "None"}
 
 
 class VectorHits(list):
@@ -388,20 +365,17 @@ def vector_hits(run, history: list) -> VectorHits:
     # factorise at C speed: setdefault keeps the first counter value a key met (codes are unique,
     # not contiguous -- all grouping needs)
     codes: dict = {}
-    gcode = np.fromiter(map(codes.setdefault, map(itemgetter(4), history), counter()), dtype=np.int64, count=n)
-    order = np.argsort(gcode, kind="stable")                 # (group, ts, seq): history is in (ts, seq) order
+    gcode = np.fromiter(map(codes.setdefault, map(itemgetter(4), history), count()), dtype=np.int64, count=n)
+    del codes
+    order = _stable_order(gcode)                             # (group, ts, seq): history is in (ts, seq) order
     g = gcode[order]
     ts = np.fromiter(map(itemgetter(3), history), dtype=np.float64, count=n)[order]
     cols = _Columns(history, order)
-    cols.prefetch(_event_fields(prog))
     starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
     gstart = np.repeat(starts, np.diff(np.append(starts, n)))   # first position of each row's group
-    tmin = float(ts.min())
-    span = float(ts.max()) - tmin + 1.0
     pos = np.arange(n)
 
-    kinds_raw = list(map(itemgetter(2), history))
-    kinds_seen = set(kinds_raw)
+    kinds_seen = set(map(itemgetter(2), history))
     kind_cache: dict = {}
 
     def kind_mask(kind_key: str) -> np.ndarray:
@@ -418,7 +392,8 @@ def vector_hits(run, history: list) -> VectorHits:
             else:
                 karr = kind_cache.get(None)
                 if karr is None:
-                    karr = kind_cache[None] = np.fromiter(kinds_raw, dtype=object, count=n)[order]
+                    karr = kind_cache[None] = np.fromiter(map(itemgetter(2), history), dtype=object,
+                                                          count=n)[order]
                 m = np.zeros(n, dtype=bool)
                 for k in wanted:
                     m |= karr == k
@@ -450,31 +425,20 @@ def vector_hits(run, history: list) -> VectorHits:
         return m
 
     left_cache: dict = {}
-    windows = [f.window[1] for inst in prog.instances for f in inst.rule.features
-               if f.window and f.window[0] == "time"]
 
     def time_left(seconds: float) -> np.ndarray:
         """First row of each row's time window: the first row of its group with ``ts >= ts_i - W``.
 
-        One ``searchsorted`` over a combined (group, time) key finds it up to the rounding of that
-        key; a few vectorised steps then settle the exact edge with the stream's own comparison
-        (``item ts < ts - W`` leaves the window), so both paths agree on events at the edge."""
+        One ``searchsorted`` over complex keys ``group + 1j * ts``, which numpy orders by real then
+        imaginary part: exact comparisons on both, so the edge is the stream's own test (an item
+        leaves when ``item ts < ts - W``, the same float subtraction) and never another group's row."""
         left = left_cache.get(seconds)
         if left is None:
-            comp = left_cache.get("comp")
-            if comp is None:        # groups apart by more than the longest window
-                big = span + max(windows, default=0.0) + 1.0
-                comp = left_cache["comp"] = g * big + (ts - tmin)
-            left = np.searchsorted(comp, comp - seconds, side="left")
-            left = np.minimum(np.maximum(left, gstart), pos)
-            lo = ts - seconds
-            while True:
-                back = (left > gstart) & (ts[np.maximum(left - 1, 0)] >= lo)
-                fwd = ts[left] < lo
-                if not (back.any() or fwd.any()):
-                    break
-                left = left - back + fwd
-            left_cache[seconds] = left
+            keys = left_cache.get("keys")
+            if keys is None:
+                gf = left_cache["g"] = g.astype(np.float64)
+                keys = left_cache["keys"] = gf + 1j * ts
+            left = left_cache[seconds] = np.searchsorted(keys, left_cache["g"] + 1j * (ts - seconds), side="left")
         return left
 
     slot_data: dict = {}
@@ -537,11 +501,13 @@ def vector_hits(run, history: list) -> VectorHits:
                 ri = next(i for i, rf in enumerate(prog.references)
                           if (rf.entity, rf.key_field, rf.value_field) == (f.entity, f.key_field, f.value_field))
                 table = prog.refs[ri]
-                vals = list(map(table.get, cols.raw(f.match)))
-                if set(map(type, table.values())) <= {int, float}:
-                    feats[f.key] = np.fromiter(vals, dtype=np.float64, count=n)[order]     # None -> NaN
-                else:
-                    feats[f.key] = np.fromiter(vals, dtype=object, count=n)[order]
+                feats[f.key] = _reference(cols, table, f.match) if set(map(type, table.values())) <= {int, float} \
+                    else None
+                if feats[f.key] is None:
+                    vals = list(map(table.get, cols.raw(f.match).tolist()))
+                    kinds = set(map(type, table.values()))
+                    feats[f.key] = np.fromiter(vals, dtype=np.float64 if kinds <= {int, float} else object,
+                                               count=n)[order]                                   # None -> NaN
         env = env_for(r, feats)
         trig = source_mask(r.trigger, r)
         fired = trig & _as_mask(_veval(r.condition.tree, env), n)
@@ -583,7 +549,6 @@ def vector_hits(run, history: list) -> VectorHits:
     # the raw field lists are young 100,000-element containers: every collection of the youngest
     # generation would walk them while the hit tuples below are made -- drop them first
     cols.release()
-    kinds_raw = None
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return out
@@ -628,6 +593,33 @@ def vector_hits(run, history: list) -> VectorHits:
 
     out.resolve = resolve
     return out
+
+
+def _reference(cols: _Columns, table: dict, match: str) -> np.ndarray | None:
+    """A number-valued reference column in one pass over the payloads (a missing row is NaN, as
+    ``None`` is elsewhere); ``None`` when an event lacks the match field or its value cannot be a
+    key (the general path then decides)."""
+    if cols.payloads is None:
+        return None
+    floats = {k: float(v) for k, v in table.items()}
+    try:
+        got = array("d", map(floats.get, map(itemgetter(match), cols.payloads), repeat(np.nan)))
+    except (KeyError, TypeError):
+        return None
+    return np.frombuffer(got, dtype=np.float64)[cols.order]
+
+
+def _stable_order(codes: np.ndarray) -> np.ndarray:
+    """A stable argsort of non-negative group codes. Codes below 2**16 sort as uint16, which numpy
+    sorts stably by radix in linear time (about 20x a comparison sort of int64 here); more groups
+    take two such passes (low half, then high half), up to 2**32 groups."""
+    top = int(codes.max()) if len(codes) else 0
+    if top < 1 << 16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    if top < 1 << 32:
+        o = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+        return o[np.argsort((codes[o] >> 16).astype(np.uint16), kind="stable")]
+    return np.argsort(codes, kind="stable")
 
 
 def _py(v):

@@ -12,9 +12,12 @@ State per group key is a list of *slots*. A slot is identified by a signature (s
 filter, window, sub-key fields), so rules with identical windows share one buffer, and state
 survives a new rule version whose windows did not change (see :mod:`engine.rules.state`).
 
-* window buffer (time or count): ``[deque of (ts, event_id, v0, v1...), acc1, acc2, ...]`` with a
-  running sum per summed field and a value -> count dict per distinct field; with ``by`` fields a
-  dict sub-key -> such a buffer;
+* window buffer (time or count): ``[deque of (ts, event_id, v0, v1..., flag0...), acc1, acc2, ...,
+  view states]`` with a running sum per summed field and a value -> count dict per distinct field;
+  with ``by`` fields a dict sub-key -> such a buffer. Time windows of counts and sums over the same
+  event kind and sub-key share one buffer: the longest unfiltered window keeps the items and the
+  others are :class:`View` s of its newest items (a count and sums each; a filtered view counts
+  only the items whose flag -- its filter's result, kept in the item -- is set);
 * last-seen time (``since_last``): a float, or a dict sub-key -> float.
 
 Time windows hold the events in ``[ts - W, ts]``; count windows the last N matching events. Sums
@@ -59,11 +62,18 @@ class Slot:
     values: list[str] = field(default_factory=list)      # event fields kept in each item (min/max/distinct)
     sums: list[str] = field(default_factory=list)        # fields with a running sum (item keeps millionths)
     distincts: list[str] = field(default_factory=list)   # fields with a value -> count dict
+    views: list["View"] = field(default_factory=list)    # shorter time windows over the same items
+    flags: list[tuple] = field(default_factory=list)     # filter signatures whose results items carry
 
     def acc_index(self, agg: str, fld: str) -> int:
         if agg == "sum":
             return 1 + self.sums.index(fld)
         return 1 + len(self.sums) + self.distincts.index(fld)
+
+    @property
+    def base(self) -> int:
+        """Position of the first view's count in a buffer."""
+        return 1 + len(self.sums) + len(self.distincts)
 
     def new(self):
         if self.kind == "last":
@@ -73,7 +83,50 @@ class Slot:
         return self.new_buffer()
 
     def new_buffer(self):
-        return [deque()] + [0] * len(self.sums) + [{} for _ in self.distincts]
+        b = [deque()] + [0] * len(self.sums) + [{} for _ in self.distincts]
+        for v in self.views:
+            b += [0] * v.width
+        return b
+
+
+@dataclass
+class View:
+    """A shorter time window over the newest items of a longer one on the same events and sub-key.
+
+    Why: a buffer per window costs a push, an eviction check and an item per event per window, and
+    on a busy key the memory traffic of those buffers is most of the work. The items of a 5-minute
+    window are the newest items of a 1-hour window over the same events, so the shorter window
+    keeps only how many of the newest items it spans (``c``) and its own counts and sums. With a
+    ``source`` (an extra filter: "sells only") each item carries that filter's result and the view
+    counts and sums only the items that passed it -- exactly what a separate filtered buffer would
+    hold. A view's edge moves as a separate buffer's would (same items, same test) and is settled
+    before the long window drops old items, so the long window never drops an item a view holds.
+    Buffer layout from ``offset``: ``[c, matched count (filtered views only), sum1, sum2, ...]``."""
+    size: float
+    sums: list[str]
+    source: Source | None = None
+    counted: bool = False           # a count feature reads it (filtered views keep a matched count)
+    flag: int | None = None
+    offset: int = 0
+
+    @property
+    def matched(self) -> bool:
+        return self.source is not None and self.counted
+
+    @property
+    def width(self) -> int:
+        return 1 + self.matched + len(self.sums)
+
+    @property
+    def count_index(self) -> int:
+        return self.offset + self.matched
+
+    def sum_index(self, fld: str) -> int:
+        return self.offset + 1 + self.matched + self.sums.index(fld)
+
+    @property
+    def signature(self) -> tuple:
+        return (self.size, self.source.signature if self.source else None, self.matched, tuple(self.sums))
 
 
 def _num(value):
@@ -92,7 +145,13 @@ def _ids(buffers, eid):
     only for hits it keeps, so suppressed hits cost nothing."""
     out = []
     for b in buffers:
-        if b is not None:
+        if b.__class__ is tuple:    # a view: the newest buf[at] items of buffer buf (those passing a flag)
+            _, buf, at, flag = b
+            if buf is not None and buf[at]:
+                q = buf[0]
+                items = (q[j] for j in range(len(q) - buf[at], len(q)))
+                out.extend(it[1] for it in items if flag is None or it[flag])
+        elif b is not None:
             out.extend(it[1] for it in b[0])
     if eid not in out:
         out.append(eid)
@@ -121,7 +180,8 @@ class Program:
     numeric: set = field(default_factory=set)      # fields read as numbers (summed, min, max)
 
     def new_state(self) -> list:
-        return [s.new() for s in self.slots] + [{}]      # last item: suppression times
+        # last item: suppression times, made on a key's first alert (most keys never have one)
+        return [s.new() for s in self.slots] + [None]
 
     @property
     def signatures(self) -> list[tuple]:
@@ -156,15 +216,67 @@ def build(ruleset: Ruleset, instances: list[Instance], typologies: list[Typology
                 if rsig not in ref_index:
                     ref_index[rsig] = len(references)
                     references.append(f)
+    # time windows of counts and sums over the same events and sub-key share one buffer: the
+    # longest unfiltered one keeps the items, shorter ones (filtered or not) become views of its
+    # newest items; filtered windows longer than it share among the same filter only (a log of all
+    # events kept for a long rare-event window would hold far more than that window needs)
+    slot_of = {}
+    view_of: dict[tuple, View] = {}
+    families: dict[tuple, list[Slot]] = {}
+    for sig, slot in slots.items():
+        if slot.kind == "time" and not slot.values and not slot.distincts:
+            families.setdefault((slot.source.kind_key, slot.by), []).append(slot)
+    longest_first = lambda sl: (-sl.size, repr(sl.signature))      # noqa: E731
+    counted = {f.buffer_signature for inst in instances for f in inst.rule.features if f.agg == "count"}
+    for family in families.values():
+        family.sort(key=longest_first)
+        groups = []
+        rest = family
+        unfiltered = [sl for sl in family if sl.source.filter is None]
+        if unfiltered:
+            primary = unfiltered[0]
+            members = [sl for sl in family if sl is not primary and sl.size <= primary.size]
+            groups.append((primary, members))
+            rest = [sl for sl in family if sl is not primary and sl not in members]
+        same_filter: dict[tuple, list[Slot]] = {}
+        for sl in rest:
+            same_filter.setdefault(sl.source.signature, []).append(sl)
+        groups += [(same[0], same[1:]) for same in same_filter.values()]
+        for primary, members in groups:
+            for other in members:
+                del slots[other.signature]
+                slot_of[other.signature] = primary
+                extra = other.source if other.source.signature != primary.source.signature else None
+                view = View(other.size, sorted(other.sums), extra, counted=other.signature in counted)
+                view_of[other.signature] = view
+                primary.views.append(view)
+                if extra is not None and extra.signature not in primary.flags:
+                    primary.flags.append(extra.signature)
+                for fld in other.sums:
+                    if fld not in primary.sums:
+                        primary.sums.append(fld)
     # sort value/acc lists so the layout (and the stored state) does not depend on rule order
     ordered = sorted(slots.values(), key=lambda s: repr(s.signature))
     for i, s in enumerate(ordered):
         s.index = i
         s.values.sort(), s.sums.sort(), s.distincts.sort()
+        slot_of[s.signature] = s
         s.signature = s.signature + (tuple(s.values), tuple(s.sums), tuple(s.distincts))
-    slot_of = {}
-    for s in ordered:
-        slot_of[s.signature[:-3]] = s
+        if s.views:
+            s.flags.sort(key=repr)
+            s.views.sort(key=lambda v: repr(v.signature))
+            off = s.base
+            for v in s.views:
+                v.offset = off
+                off += v.width
+                if v.source is not None:
+                    v.flag = 2 + len(s.values) + len(s.sums) + s.flags.index(v.source.signature)
+            s.signature = s.signature + (tuple(v.signature for v in s.views),)
+    view_owner: dict[int, Rule] = {}       # the rule whose parameters a view's filter reads
+    for inst in instances:
+        for f in inst.rule.features:
+            if f.agg in BUFFER_AGGS and f.buffer_signature in view_of:
+                view_owner.setdefault(id(view_of[f.buffer_signature]), inst.rule)
 
     numeric = {f.field for inst in instances for f in inst.rule.features if f.agg in ("sum", "min", "max")}
     w = _Writer()
@@ -227,6 +339,10 @@ def build(ruleset: Ruleset, instances: list[Instance], typologies: list[Typology
                     base = f.buffer_signature if f.agg != "since_last" else ("last", f.source.signature, f.by)
                     owner.setdefault(slot_of[base].index, inst.rule)
         for s in sec["slots"]:
+            flagvars: dict[int, str] = {}
+            for v in s.views:
+                if v.source is not None and v.flag not in flagvars:
+                    flagvars[v.flag] = cond(v.source, view_owner.get(id(v)))
             m = cond(s.source, owner.get(s.index))
             if m != "True":
                 body(d, f"if {m}:")
@@ -246,7 +362,8 @@ def build(ruleset: Ruleset, instances: list[Instance], typologies: list[Typology
             else:
                 body(d + 1, f"b = st[{s.index}]")
             body(d + 1, "q = b[0]")
-            item = ", ".join(["ts", "eid"] + [f"x_{v}" for v in s.values] + [f"u_{v}" for v in s.sums])
+            item = ", ".join(["ts", "eid"] + [f"x_{v}" for v in s.values] + [f"u_{v}" for v in s.sums]
+                             + [flagvars[j] for j in sorted(flagvars)])
             micro.update(s.sums)
             if s.kind == "events":
                 body(d + 1, f"if len(q) >= {int(s.size)}:")
@@ -258,19 +375,27 @@ def build(ruleset: Ruleset, instances: list[Instance], typologies: list[Typology
             for j, fld in enumerate(s.distincts):
                 ai = 1 + len(s.sums) + j
                 body(d + 1, f"dd = b[{ai}]; dd[x_{fld}] = dd.get(x_{fld}, 0) + 1")
+            counted_in_evict = s.kind == "time" and (s.by or s.source.filter is None)
+            for v in s.views:
+                if not counted_in_evict:
+                    body(d + 1, f"b[{v.offset}] += 1")
+                if v.source is not None and (v.matched or v.sums):
+                    body(d + 1, f"if {flagvars[v.flag]}:")
+                    if v.matched:
+                        body(d + 2, f"b[{v.count_index}] += 1")
+                    for fld in v.sums:
+                        body(d + 2, f"b[{v.sum_index(fld)}] += u_{fld}")
+                else:
+                    for fld in v.sums:
+                        body(d + 1, f"b[{v.sum_index(fld)}] += u_{fld}")
             if s.kind == "time" and (s.by or s.source.filter is None):
                 # just pushed, so never empty: no emptiness test
-                body(d + 1, f"lo = ts - {s.size!r}")
-                body(d + 1, "while q[0][0] < lo:")
-                body(d + 2, "it = q.popleft()")
-                _dec(body, d + 2, s)
+                _evict(body, d + 1, s, nonempty=True)
             elif s.kind == "time":
                 # filtered source: evicted for every event of this kind, pushed or not, so rules
                 # of this kind read the buffer without evicting again
-                body(d, f"q = st[{s.index}][0]; b = st[{s.index}]; lo = ts - {s.size!r}")
-                body(d, "while q and q[0][0] < lo:")
-                body(d + 1, "it = q.popleft()")
-                _dec(body, d + 1, s)
+                body(d, f"q = st[{s.index}][0]; b = st[{s.index}]")
+                _evict(body, d, s, nonempty=False)
         # rules
         for inst in sec["rules"]:
             r = inst.rule
@@ -281,13 +406,15 @@ def build(ruleset: Ruleset, instances: list[Instance], typologies: list[Typology
             body(d + 1, "try:")
             dd = d + 2
             bufs: list[str] = []
+            loaded: list[str] = []
             for f in r.features:
                 var = names[f.key]
                 if f.agg in BUFFER_AGGS:
                     s = slot_of[f.buffer_signature]
+                    view = view_of.get(f.buffer_signature)
                     bv = f"b{ri}_{s.index}"
-                    if bv not in bufs:
-                        bufs.append(bv)
+                    if bv not in loaded:
+                        loaded.append(bv)
                         if s.by:
                             body(dd, f"{bv} = st[{s.index}].get({_subkey(s.by, used)})")
                         else:
@@ -296,15 +423,17 @@ def build(ruleset: Ruleset, instances: list[Instance], typologies: list[Typology
                             pass        # evicted in this event's push step
                         elif s.kind == "time":
                             body(dd, f"if {bv} is not None:")
-                            body(dd + 1, f"q = {bv}[0]; b = {bv}; lo = ts - {s.size!r}")
-                            body(dd + 1, "while q and q[0][0] < lo:")
-                            body(dd + 2, "it = q.popleft()")
-                            _dec(body, dd + 2, s)
+                            body(dd + 1, f"q = {bv}[0]; b = {bv}")
+                            _evict(body, dd + 1, s, nonempty=False)
+                    evref = f"('v', {bv}, {view.offset}, {view.flag})" if view else bv
+                    if evref not in bufs:
+                        bufs.append(evref)
                     if f.agg == "count":
-                        expr = f"len({bv}[0])"
+                        expr = f"{bv}[{view.count_index}]" if view else f"len({bv}[0])"
                         empty = "0"
                     elif f.agg == "sum":
-                        expr = f"{bv}[{s.acc_index('sum', f.field)}] / 1000000.0"
+                        at = view.sum_index(f.field) if view else s.acc_index('sum', f.field)
+                        expr = f"{bv}[{at}] / 1000000.0"
                         empty = "0.0"
                     elif f.agg == "distinct":
                         expr = f"len({bv}[{s.acc_index('distinct', f.field)}])"
@@ -423,6 +552,32 @@ def _subkey(by: tuple, used: set) -> str:
     if len(by) == 1:
         return f"x_{by[0]}"
     return "(" + ", ".join(f"x_{f}" for f in by) + ",)"
+
+
+def _evict(body: _Writer, depth: int, s: Slot, nonempty: bool) -> None:
+    """Code that drops the items older than each window from buffer ``b`` (deque ``q``): the views
+    first (their counts shrink), then the buffer itself. ``nonempty``: an item was just pushed
+    (and the views have not counted it yet)."""
+    for v in s.views:
+        body(depth, f"c = b[{v.offset}]{' + 1' if nonempty else ''}; lo = ts - {v.size!r}")
+        body(depth, "while q[-c][0] < lo:" if nonempty else "while c and q[-c][0] < lo:")
+        dv = depth + 1
+        if v.source is not None and (v.matched or v.sums):
+            body(dv, "it = q[-c]")
+            body(dv, f"if it[{v.flag}]:")
+            dv += 1
+            if v.matched:
+                body(dv, f"b[{v.count_index}] -= 1")
+        elif v.sums:
+            body(dv, "it = q[-c]")
+        for fld in v.sums:
+            body(dv, f"b[{v.sum_index(fld)}] -= it[{2 + len(s.values) + s.sums.index(fld)}]")
+        body(depth + 1, "c -= 1")
+        body(depth, f"b[{v.offset}] = c")
+    body(depth, f"lo = ts - {s.size!r}")
+    body(depth, "while q[0][0] < lo:" if nonempty else "while q and q[0][0] < lo:")
+    body(depth + 1, "it = q.popleft()")
+    _dec(body, depth + 1, s)
 
 
 def _dec(body: _Writer, depth: int, s: Slot) -> None:

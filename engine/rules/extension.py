@@ -48,7 +48,12 @@ def _check_records(body, file, bundle, entities):
     out = []
     app = bundle.key
     ents = {d.key: d.body for d in bundle.of_kind("entity")}
+    scripts = {d.key for d in bundle.of_kind("script")}
     for i, src in enumerate(body.get("records") or ()):
+        if src.get("enrich") and src["enrich"] not in scripts:
+            out.append(Problem(f"rule set `{body.get('key')}`: enrichment script `{src['enrich']}` is not in the "
+                               f"bundle (scripts/{src['enrich']}.py)", file=file, path=f"records/{i}/enrich",
+                               code="reference"))
         name = src.get("entity", "")
         local = name.split(".", 1)[1] if "." in name and name.split(".", 1)[0] == app else name
         if local not in entities:
@@ -78,6 +83,7 @@ def attach(loom) -> None:
     loom.extend("rules", ext)
     loom.install_checks.append(install_check)
     loom.bus.subscribe("record.*", _record_handler(ext))
+    loom.bus.subscribe("records.imported", ext.service.records_imported)
     if loom.settings.broker_url:
         def dispatch(ruleset, work):
             from engine.rules import tasks

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from engine import audit
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
+from engine.errors import Conflict, Forbidden, InvalidInput, LoomError, NotFound, Problem
 from engine.meta import store
 from engine.rules import ingest as ingest_mod
 from engine.rules import state as state_mod
@@ -42,6 +42,8 @@ DISPATCH = -1
 LEASE_SECONDS = 300.0
 READ_BATCH = 50_000
 SYSTEM_ACTOR = Actor.system("rules")
+IMPORT_PAGE = 500           # imported records read back per query
+ENRICH_SECONDS = 10.0       # an enrichment script's time budget (plus a little per event)
 
 
 def partition_of(gkey: str, partitions: int) -> int:
@@ -83,6 +85,7 @@ class RuleService:
         self._lock = threading.RLock()
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.dispatch = None        # fn(ruleset_key, [(partition, events)]) -> [stats]; None = in-process
+        self._scripts: dict[tuple, object] = {}
 
     # -- definitions and versions ---------------------------------------------------------------
 
@@ -256,22 +259,56 @@ class RuleService:
         kind (trade, transfer...) with the same id a batch load would give it."""
         p = event.payload
         entity = p.get("full_key") or f"{p.get('app')}.{p.get('entity')}"
+        rows = []
         if event.name == "record.created":
             sources = self._record_sources(entity)
             if sources:
-                self._ingest_sourced(entity, sources, p.get("record") or {})
-        if not self._listens_to(entity):
-            return
-        rec = dict(p.get("record") or p.get("before") or {})
+                rows += self._sourced_rows(entity, sources, [p.get("record") or {}])
+        if self._listens_to(entity):
+            rows += self._record_rows(entity, event.name, [dict(p.get("record") or p.get("before") or {})])
+        if rows:
+            self.ingest_rows(rows, process=True)
+
+    def records_imported(self, event) -> None:
+        """A bulk import (``records.imported``, which carries only the new ids) feeds the rules as
+        the same records saved one by one would: sourced events and ``record:<entity>`` events,
+        read back in pages as the system and stored. They are evaluated by the next
+        :meth:`process` (the scheduler tick), not batch by batch: an import of history comes in
+        batches that need not be in time order, and evaluating each batch at once would move the
+        watermark past the older events of the next one (they would only count as late)."""
+        p = event.payload
+        entity = p.get("full_key") or f"{p.get('app')}.{p.get('entity')}"
+        ids = [int(i) for i in p.get("ids") or ()]
+        sources = self._record_sources(entity) if ids else []
+        listens = bool(ids) and self._listens_to(entity)
         ent = self.loom.model.entities.get(entity)
-        if ent is not None:     # JSON-ready records carry decimals as text: rules compare numbers
-            for f in ent.fields.values():
-                if f.type in ("decimal", "integer", "number", "money") and isinstance(rec.get(f.key), str):
-                    rec[f.key] = _num(rec[f.key])
-        row = {"ext_id": f"{event.name}:{entity}:{p.get('id')}:{rec.get('version')}",
-               "kind": f"record:{entity}", "ts": time.time(),
-               "payload": dict(rec, _event=event.name.split(".", 1)[-1])}
-        self.ingest_rows([row], process=True)
+        if ent is None or not (sources or listens):
+            return
+        from engine.records.query import ListRequest
+        rows: list[dict] = []
+        for i in range(0, len(ids), IMPORT_PAGE):
+            req = ListRequest(filters=[("id", "in", ids[i:i + IMPORT_PAGE])], page_size=IMPORT_PAGE, with_total=False)
+            recs = self.loom.query.list(ent, SYSTEM_ACTOR, req)["items"]
+            if sources:
+                rows += self._sourced_rows(entity, sources, recs)
+            if listens:
+                rows += self._record_rows(entity, "record.created", recs)
+        for i in range(0, len(rows), ingest_mod.MAX_BATCH):
+            self.ingest_rows(rows[i:i + ingest_mod.MAX_BATCH], process=False)
+
+    def _record_rows(self, entity: str, name: str, recs: list[dict]) -> list[dict]:
+        ent = self.loom.model.entities.get(entity)
+        rows = []
+        for rec in recs:
+            rec = dict(rec)
+            if ent is not None:     # JSON-ready records carry decimals as text: rules compare numbers
+                for f in ent.fields.values():
+                    if f.type in ("decimal", "integer", "number", "money") and isinstance(rec.get(f.key), str):
+                        rec[f.key] = _num(rec[f.key])
+            rows.append({"ext_id": f"{name}:{entity}:{rec.get('id')}:{rec.get('version')}",
+                         "kind": f"record:{entity}", "ts": time.time(),
+                         "payload": dict(rec, _event=name.split(".", 1)[-1])})
+        return rows
 
     def _record_sources(self, entity: str) -> list[dict]:
         """The ``records`` entries of every rule set for ``entity``, read once per model revision."""
@@ -287,33 +324,78 @@ class RuleService:
             for rs in sets:
                 for src in rs.records:
                     ent = src["entity"] if "." in src["entity"] else f"{rs.app}.{src['entity']}"
-                    by_entity.setdefault(ent, []).append(src)
+                    by_entity.setdefault(ent, []).append(dict(src, _app=rs.app))
             cached = self._sources = (revision, by_entity)
         return cached[1].get(entity, [])
 
-    def _ingest_sourced(self, entity: str, sources: list[dict], rec: dict) -> None:
+    def _sourced_rows(self, entity: str, sources: list[dict], recs: list[dict]) -> list[dict]:
         ent = self.loom.model.entities.get(entity)
         if ent is None:
-            return
-        rows, seen, linked = [], set(), {}
+            return []
+        out, seen, linked = [], set(), {}
         for src in sources:
-            ident, when = rec.get(src["id"]), rec.get(src["ts"])
-            if ident in (None, "") or when is None:
-                continue
-            ext = f"{src['kind']}:{ident}"
-            ts = ingest_mod.parse_ts(when, 0, [])
-            if ts is None or ext in seen:
-                continue
-            seen.add(ext)
-            payload = {k: v for k, v in rec.items() if k not in ingest_mod.RESERVED and k != "version"}
-            for target, path in (src.get("fields") or {}).items():
-                payload[target] = self._follow(ent, rec, path, linked)
-            for f in ent.fields.values():    # JSON-ready records carry decimals as text
-                if f.type in ("decimal", "integer", "number", "money") and isinstance(payload.get(f.key), str):
-                    payload[f.key] = _num(payload[f.key])
-            rows.append({"ext_id": ext, "kind": src["kind"], "ts": ts, "payload": payload})
-        if rows:
-            self.ingest_rows(rows, process=True)
+            rows, saved = [], []
+            for rec in recs:
+                ident, when = rec.get(src["id"]), rec.get(src["ts"])
+                if ident in (None, "") or when is None:
+                    continue
+                ext = f"{src['kind']}:{ident}"
+                ts = ingest_mod.parse_ts(when, 0, [])
+                if ts is None or ext in seen:
+                    continue
+                seen.add(ext)
+                payload = {k: v for k, v in rec.items() if k not in ingest_mod.RESERVED and k != "version"}
+                for target, path in (src.get("fields") or {}).items():
+                    payload[target] = self._follow(ent, rec, path, linked)
+                for f in ent.fields.values():    # JSON-ready records carry decimals as text
+                    if f.type in ("decimal", "integer", "number", "money") and isinstance(payload.get(f.key), str):
+                        payload[f.key] = _num(payload[f.key])
+                rows.append({"ext_id": ext, "kind": src["kind"], "ts": ts, "payload": payload})
+                saved.append(rec)
+            if rows and src.get("enrich"):
+                self._enrich(src["_app"], src["enrich"], rows, saved)
+            out += rows
+        return out
+
+    def _enrich(self, app: str, key: str, rows: list[dict], saved: list[dict]) -> None:
+        """Add the fields a bundle script joins to the events (``records: [{enrich: script}]``).
+
+        Why a script: what a rule needs beyond the record (a linked-account group, a report code, an
+        account's age) is app knowledge the engine must not hold; the app's batch adapter joins the
+        same fields for bulk loads, and the live road has to give the rules the same events. The
+        script gets ``events`` (ingestion format) and ``saved`` (the records, same order) and the
+        scripts' engine API as the system, and leaves ``result``: one dict of extra fields per
+        event. If it fails the events go in without the extra fields (logged): a rule that needs
+        them sees nothing, but no event is lost."""
+        from engine.sandbox import Budget, SandboxError
+        try:
+            code = self._script(app, key)
+            events_in = [dict(r["payload"], id=r["ext_id"], kind=r["kind"], ts=r["ts"]) for r in rows]
+            out = code.execute({"events": events_in, "saved": [dict(s) for s in saved]},
+                               api=self.loom.sandbox_api(SYSTEM_ACTOR),
+                               budget=Budget(seconds=ENRICH_SECONDS + len(rows) * 0.05, memory_mb=256))
+            extra = out.get("result")
+            if not isinstance(extra, list) or len(extra) != len(rows) or not all(isinstance(x, dict) for x in extra):
+                raise ValueError(f"`result` must be a list of {len(rows)} dicts, one per event")
+        except (SandboxError, LoomError, ValueError) as exc:
+            log.warning("rules: enrichment script %s/%s failed on %d event(s): %s", app, key, len(rows), exc)
+            return
+        for row, add in zip(rows, extra):
+            row["payload"].update({k: v for k, v in add.items() if k not in ingest_mod.RESERVED})
+
+    def _script(self, app: str, key: str):
+        """A bundle script compiled once per published version."""
+        from engine.sandbox import compile_script
+        with self.loom.db.connect() as conn:
+            d = store.get(conn, app, "script", key)
+        if d is None:
+            raise LoomError(f"script `{key}` is not installed in `{app}`")
+        ck = (app, key, d.version)
+        with self._lock:
+            code = self._scripts.get(ck)
+            if code is None:
+                code = self._scripts[ck] = compile_script(d.body.get("source") or "", f"{app}/scripts/{key}.py")
+        return code
 
     def _follow(self, ent, rec: dict, path: str, linked: dict):
         """``field`` of the record, or ``link.field`` of the record it links to (system read)."""
@@ -556,6 +638,8 @@ class RuleService:
                stats: dict) -> dict | None:
         skind, subject, mode = run.subject(hit[0])
         sup = st[-1]
+        if sup is None:
+            sup = st[-1] = {}
         skey = f"{mode}:{skind}:{subject.key}"
         window = subject.suppress_seconds if subject.suppress_seconds is not None else run.ruleset.suppress_seconds
         prev = sup.get(skey)

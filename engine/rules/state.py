@@ -15,13 +15,16 @@ def _dump_buffer(s: Slot, b: list) -> list:
     out = [[list(it) for it in b[0]]]
     out += [b[1 + j] for j in range(len(s.sums))]
     out += [list(b[1 + len(s.sums) + j].items()) for j in range(len(s.distincts))]
+    out += b[s.base:]                   # views: counts and sums, all integers
     return out
 
 
 def _load_buffer(s: Slot, raw: list) -> list:
     b = [deque(tuple(it) for it in raw[0])]
     b += [int(v) for v in raw[1:1 + len(s.sums)]]
-    b += [{(tuple(k) if isinstance(k, list) else k): v for k, v in pairs} for pairs in raw[1 + len(s.sums):]]
+    b += [{(tuple(k) if isinstance(k, list) else k): v for k, v in pairs}
+          for pairs in raw[1 + len(s.sums):s.base]]
+    b += [int(v) for v in raw[s.base:]]
     return b
 
 
@@ -46,7 +49,7 @@ def dump(program: Program, state: list) -> dict:
                 continue
             data = _dump_buffer(s, v)
         slots[repr(s.signature)] = data
-    return {"slots": slots, "suppressed": state[-1]}
+    return {"slots": slots, "suppressed": state[-1] or {}}
 
 
 def load(program: Program, raw: dict) -> list:
@@ -62,5 +65,5 @@ def load(program: Program, raw: dict) -> list:
             state[s.index] = {_key(k): _load_buffer(s, b) for k, b in data}
         else:
             state[s.index] = _load_buffer(s, data)
-    state[-1] = dict(raw.get("suppressed") or {})
+    state[-1] = dict(raw.get("suppressed") or {}) or None
     return state
