@@ -120,6 +120,9 @@ def analyse(app: str, xml: str) -> dict[str, dict]:
                 # a person may start the process by hand when the start event is a plain one; the
                 # lane it sits in names the role that may (no lane: anyone with a role in the app)
                 start["role"] = role_key(app, lane_of.get(eid))
+                form = props.get("formKey") or props.get("form")
+                if form:        # a start form: what a person fills in to start it from the screens
+                    start["form"] = form if "." in form else f"{app}.{form}"
         out[pid] = {"name": proc.get("name") or pid, "tasks": tasks, "lines": lines, "start": start}
     return out
 
@@ -236,6 +239,9 @@ def check_xml(app: str, xml: str, file: str, roles: set[str], forms: set[str], e
                     c.compile(el, props["trigger.condition"], "eval", "trigger condition")
             if props.get("correlation"):
                 c.compile(el, props["correlation"], "eval", "property `correlation`")
+            form = props.get("formKey") or props.get("form")
+            if form and (form if "." in form else f"{app}.{form}") not in forms:
+                c.add(el, f"start form `{form}` does not exist", code="form")
             if props.get("cron"):
                 try:
                     from croniter import croniter

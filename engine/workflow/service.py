@@ -990,6 +990,59 @@ class WorkflowService:
         prefix = f"{process.get('app')}."
         return any(r.startswith(prefix) for r in actor.roles)
 
+    def start_form(self, process: dict):
+        """The form a person fills in to start ``process`` (the start event's ``formKey``), or None."""
+        key = (process.get("start") or {}).get("form")
+        return self.loom.model.forms.get(key) if key else None
+
+    def start_with_form(self, process_key: str, actor: Actor, data: dict) -> dict:
+        """Start a process from its start form: ``data`` is validated with the form entity's rules
+        (types, ranges, options; the form's required fields), but no record is written -- the
+        values become the process data, a link field ``customer`` as ``customer_id``, the way a
+        record trigger names its record."""
+        process = next((p for p in self.processes() if p["key"] == process_key), None)
+        form = self.start_form(process) if process else None
+        if form is None:
+            raise NotFound(f"process `{process_key}` has no start form")
+        ent = self.loom.model.entities[f"{form.app}.{form.entity}"]
+        on_form = [f for s in form.spec.get("sections") or [] for f in (s.get("fields") or [])]
+        on_form = [f if isinstance(f, str) else f.get("field") for f in on_form]
+        extra = sorted(k for k in data if k not in on_form)
+        if extra:
+            raise InvalidInput(problems=[Problem(f"field `{k}` is not on form `{form.key}`", field=k,
+                                                 code="unknown_field") for k in extra])
+        from engine.forms import messages as form_messages
+        try:
+            typed, problems = ent.validator.load(data, partial=True, locale=actor.locale), []
+        except InvalidInput as exc:         # report the missing fields too: every problem at once
+            typed, problems = {k: v for k, v in data.items() if k not in {p.field for p in exc.problems}}, exc.problems
+        reported = {p.field for p in problems}
+        problems = list(problems) + [
+            Problem(form_messages.render("required", actor.locale), field=k, code="required")
+            for k in on_form if k in ent.fields and ent.fields[k].required and k not in reported
+            and typed.get(k) in (None, "", [])]
+        if problems:
+            raise InvalidInput(problems=problems)
+        from engine.records.serialize import record_to_json
+        values = record_to_json(ent, {k: v for k, v in typed.items() if k in on_form})
+        variables = {}
+        for k, v in values.items():
+            if k not in on_form:
+                continue
+            f = ent.fields.get(k)
+            if f is not None and f.type == "link":
+                rid = v.get("id") if isinstance(v, dict) else v
+                if rid is not None:
+                    try:        # the person must be able to read what they start a process about
+                        self.loom.records.get(f.target, int(rid), actor)
+                    except (NotFound, Forbidden):
+                        raise InvalidInput(problems=[Problem(f"no readable record #{rid} for `{k}`", field=k,
+                                                             code="link")]) from None
+                variables[f"{k}_id"] = rid
+            else:
+                variables[k] = v
+        return self.start(process_key, actor, variables)
+
     def startable(self, actor: Actor) -> list[dict]:
         """The processes ``actor`` may start from the screens (automatic ones are left out)."""
         return [p for p in self.processes() if self.started_by_hand(p) and self.may_start(actor, p)]

@@ -10,6 +10,7 @@ tests/apps/securities_crm/test_processes.py.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -53,10 +54,11 @@ def login(page, base, user):
     navigate(page, "button[type=submit].btn-primary")
 
 
-def pick(page, field, text):
-    """Type into a link field's lookup and choose the first option."""
+def pick(page, field, text, record_id=None):
+    """Type into a link field's lookup and choose the record ``record_id`` (else the first option)."""
     page.fill(f"#f-{field}", text)
-    page.locator(f"#f-{field} ~ .lookup-results .lookup-option").first.click()
+    options = page.locator(f"#f-{field} ~ .lookup-results .lookup-option")
+    (options.first if record_id is None else options.and_(page.locator(f"[data-id='{record_id}']"))).click()
 
 
 def _employee(lm, username):
@@ -133,6 +135,36 @@ def test_an_advisor_registers_a_complaint_through_its_screen(crm_server, browser
     assert complaint["customer"] == mine["id"]
     started = lm.workflow.instances(process=f"{APP}.complaint_handling")
     assert len(started) == 1, "saving the complaint starts the complaint process"
+    assert not page.errors
+
+
+def test_an_advisor_requests_a_purchase_from_its_start_form(crm_server, browser_page):
+    lm, base = crm_server
+    page = browser_page
+    import sqlalchemy as sa
+
+    from engine.security.users import users
+    with lm.db.connect() as conn:
+        uid = conn.execute(sa.select(users.c.id).where(users.c.username == "advisor1")).scalar()
+    mine = next(c for c in lm.query.list(lm.records.entity(f"{APP}.customer"), _system(),
+                                         _params({"advisor_user": uid, "risk_level": "C2"}))["items"])
+    product = next(p for p in lm.query.list(lm.records.entity(f"{APP}.product"), _system(),
+                                            _params({"risk_rating": "R4"}))["items"] if p.get("status") == "on_sale")
+    login(page, base, "advisor1")
+    navigate(page, "nav a:text-is('发起流程')")
+    navigate(page, f"a[data-process='{APP}.suitability_check']")
+    navigate(page, "button[data-start]")                     # nothing filled in: refused at the fields
+    expect(page.locator(".field-error").first).to_contain_text(re.compile("必填|不能为空"))
+    pick(page, "customer", mine["name"], mine["id"])
+    pick(page, "product", product["code"], product["id"])
+    page.fill("#f-amount", "100000")
+    navigate(page, "button[data-start]")
+    record = lm.query.list(lm.records.entity(f"{APP}.suitability"), _system(),
+                           _params({"customer": mine["id"], "product": product["id"]}))["items"]
+    assert record, "the check recorded the purchase request"
+    if record[0]["result"] == "warn":           # C2 buying R4: the special risk warning to sign
+        assert "/inbox/tasks/" in page.url
+        expect(page.locator("input[type=checkbox][name=warning_signed]")).to_have_count(1)
     assert not page.errors
 
 

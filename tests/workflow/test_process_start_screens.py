@@ -37,3 +37,20 @@ def test_the_start_page_speaks_chinese(flow, app):
         create_user(conn, "li", "secret-pass-1", roles=["flow.advisor"], locale="zh-CN")
     page = Browser(app, "li").get("/processes/start").get_data(as_text=True)
     assert "发起流程" in page
+
+
+def test_a_start_form_that_does_not_exist_is_refused_at_deploy_with_its_line():
+    from engine.workflow.definitions import check_xml
+    xml = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="t">
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:startEvent id="s"><bpmn:extensionElements><spiffworkflow:properties>
+      <spiffworkflow:property name="formKey" value="nowhere"/></spiffworkflow:properties></bpmn:extensionElements>
+      <bpmn:outgoing>f</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:endEvent id="e"><bpmn:incoming>f</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f" sourceRef="s" targetRef="e"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+    problems = check_xml("flow", xml, "workflows/p.bpmn", set(), {"flow.kyc_form"}, set())
+    bad = [p for p in problems if "start form `nowhere` does not exist" in p.message]
+    assert bad and bad[0].line == 4 and "`s`" in bad[0].message
