@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.apps.securities_crm.test_processes import valid_id_number
-from tests.browser.test_screens_browser import navigate
+from tests.browser.test_screens_browser import SHOTS, navigate
 
 expect = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package").expect
 
@@ -176,6 +176,36 @@ def test_the_branch_manager_opens_the_dashboard_from_the_navigation(crm_server, 
     assert "/app/securities_crm/dashboards/" in page.url
     page.wait_for_selector(".widget canvas, [data-widget] canvas", timeout=20000)
     assert page.locator("canvas").count() >= 2
+    assert not page.errors
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1000)                     # ECharts' entry animation
+    page.screenshot(path=str(SHOTS / "dashboard-zh-CN.png"))
+
+
+def test_the_customer_360_analytics_and_the_printable_proposal(crm_server, browser_page):
+    lm, base = crm_server
+    page = browser_page
+    import sqlalchemy as sa
+
+    from engine.security.users import users
+    with lm.db.connect() as conn:
+        uid = conn.execute(sa.select(users.c.id).where(users.c.username == "advisor1")).scalar()
+    mine = [c for c in lm.query.list(lm.records.entity(f"{APP}.customer"), _system(),
+                                     _params({"advisor_user": uid}))["items"] if c.get("aum") and float(c["aum"]) > 0]
+    held = {h["customer"] for h in lm.query.list(lm.records.entity(f"{APP}.holding"), _system(),
+                                                 _params({"page_size": "2000"}))["items"]}
+    customer = next(c for c in mine if c["id"] in held)
+    login(page, base, "advisor1")
+    page.goto(base + f"/r/{APP}/customer/{customer['id']}")
+    page.wait_for_selector("#panel-portfolio canvas", timeout=20000)
+    expect(page.locator("#panel-allocation table.panel-table tbody tr").first).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1000)
+    page.locator("#panel-portfolio").screenshot(path=str(SHOTS / "customer-360-portfolio-zh-CN.png"))
+    navigate(page, "#panel-allocation a[data-print-link]")
+    expect(page.locator("button[data-print]")).to_be_visible()
+    expect(page.locator(".panel-footer")).to_contain_text("仅供参考")
+    page.screenshot(path=str(SHOTS / "allocation-print-zh-CN.png"), full_page=True)
     assert not page.errors
 
 

@@ -27,7 +27,10 @@ def test_the_navigation_leads_to_the_default_dashboard(sales):
     assert 'href="/app/sales/dashboards">Dashboards</a>' in c.get("/").get_data(as_text=True)
     r = c.get("/app/sales/dashboards")
     assert r.status_code == 302 and r.headers["Location"].endswith("/app/sales/dashboards/overview")
-    assert c.get(r.headers["Location"]).status_code == 200
+    page = c.get(r.headers["Location"])
+    assert page.status_code == 200
+    # the dashboard keeps the navigation: the way back to the records and the inbox
+    assert '<nav class="sidebar"' in page.get_data(as_text=True) and "/inbox" in page.get_data(as_text=True)
 
 
 def test_each_widget_exports_its_report_within_the_viewers_scope(sales):

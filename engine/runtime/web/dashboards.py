@@ -45,7 +45,8 @@ def home(app=None):
 def dashboard(app, key):
     actor = current_actor()
     data = _ext().dashboards.render(app, key, actor, {k: v for k, v in request.args.items()})
+    from engine.runtime.web.screens import navigation
     return render_template("reports/dashboard.html", layout=_layout(), app=app, key=key, dashboard=data,
-                           locale=actor.locale,
+                           locale=actor.locale, actor=actor, nav=navigation(actor),
                            api_url=url_for("api_reports.dashboard", app=app, key=key, **request.args))
 
